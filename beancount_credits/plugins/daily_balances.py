@@ -1,0 +1,121 @@
+"""Log every user's end-of-day balance as a ``balance`` assertion.
+
+For each user wallet and commodity with any posting on day D, this plugin adds
+``D+1 balance <wallet> <end-of-day balance> <commodity>`` (Beancount checks an
+assertion at the start of its date, i.e. after all of day D). Quiet days get
+none: a balance holds until the next logged change. Where the text already
+records an assertion for that wallet, commodity and date (written by
+``bean-credits close-day``), none is generated and Beancount checks the recorded
+one, so an edit of past history that changes a logged balance fails the check.
+
+Enable it after the grant engine, so expiries are logged too::
+
+    plugin "beancount_credits.plugins.expire"
+    plugin "beancount_credits.plugins.daily_balances"
+
+It takes the same optional configuration dict as the other plugins (only the
+``users`` root matters here).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from beancount.core import amount as amount_lib
+from beancount.core import data
+
+from beancount_credits.config import ConfigError, CreditsConfig, parse_config
+from beancount_credits.engine import CreditsError
+
+__plugins__ = ("daily_balances",)
+
+GENERATED_FILENAME = "<beancount_credits.plugins.daily_balances>"
+ONE_DAY = datetime.timedelta(days=1)
+
+BalanceKey = tuple[str, str, datetime.date]  # wallet, commodity, assertion date
+
+
+def end_of_day_balances(
+    entries: Iterable[data.Directive], config: CreditsConfig
+) -> Iterator[tuple[datetime.date, str, str, Decimal]]:
+    """Yield (day, wallet, commodity, end-of-day balance) for each active day.
+
+    Entries must be date-sorted; days come out in order, wallets in the order
+    they were first touched that day.
+    """
+    balances: dict[tuple[str, str], Decimal] = {}
+    touched: dict[tuple[str, str], None] = {}
+    is_user: dict[str, bool] = {}
+    day: datetime.date | None = None
+    for entry in entries:
+        if not isinstance(entry, data.Transaction):
+            continue
+        if entry.date != day:
+            if day is not None:
+                for key in touched:
+                    yield day, key[0], key[1], balances[key]
+                touched.clear()
+            day = entry.date
+        for posting in entry.postings:
+            account = posting.account
+            user = is_user.get(account)
+            if user is None:
+                user = is_user[account] = config.is_user_account(account)
+            if not user or posting.units is None:
+                continue
+            number = posting.units.number
+            if not isinstance(number, Decimal):
+                continue
+            key = (account, posting.units.currency)
+            balances[key] = balances.get(key, Decimal(0)) + number
+            touched[key] = None
+    if day is not None:
+        for key in touched:
+            yield day, key[0], key[1], balances[key]
+
+
+def recorded_balances(entries: Iterable[data.Directive]) -> set[BalanceKey]:
+    """Keys of the balance assertions present in the input."""
+    return {
+        (entry.account, entry.amount.currency, entry.date)
+        for entry in entries
+        if isinstance(entry, data.Balance)
+    }
+
+
+def daily_balances(
+    entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
+) -> tuple[list[data.Directive], list[CreditsError]]:
+    """Add the end-of-day balance assertions that the text does not record yet."""
+    try:
+        config = parse_config(config_str)
+    except ConfigError as exc:
+        meta = data.new_metadata(GENERATED_FILENAME, 0)
+        return entries, [
+            CreditsError(meta, f"beancount_credits.plugins.daily_balances: {exc}", None)
+        ]
+    recorded = recorded_balances(entries)
+    closed = {
+        entry.account: entry.date
+        for entry in entries
+        if isinstance(entry, data.Close) and config.is_user_account(entry.account)
+    }
+    new_entries: list[data.Directive] = []
+    for day, account, currency, balance in end_of_day_balances(entries, config):
+        date = day + ONE_DAY
+        if (account, currency, date) in recorded:
+            continue
+        close_date = closed.get(account)
+        if close_date is not None and date > close_date:
+            continue  # a closed wallet takes no assertions after its close
+        meta = data.new_metadata(GENERATED_FILENAME, 0)
+        meta["generated"] = True
+        new_entries.append(
+            data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
+        )
+    if not new_entries:
+        return entries, []
+    return entries + new_entries, []
