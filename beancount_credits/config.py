@@ -14,6 +14,9 @@ Keys (all optional; the defaults are DESIGN.md's chart of accounts):
 - ``breakage``: expired credits (``Equity:Credits:Breakage``)
 - ``opening``: carried forward at a period close (``Equity:Credits:Opening``)
 - ``annotate``: annotate draw-downs with the grants they consumed (``True``)
+- ``future_expiries``: also book expiries dated after the ledger's last
+  written transaction or balance, i.e. the whole schedule (``False``: an expiry
+  is booked once the ledger has reached its date)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class CreditsConfig:
     breakage: str = "Equity:Credits:Breakage"
     opening: str = "Equity:Credits:Opening"
     annotate: bool = True
+    future_expiries: bool = False
 
     def is_user_account(self, account: str) -> bool:
         """True for a wallet: a direct child of the users root."""
@@ -73,7 +77,7 @@ def parse_config(config_str: str | None) -> CreditsConfig:
         if key in ACCOUNT_KEYS:
             if not isinstance(value, str) or not account_lib.is_valid(value):
                 raise ConfigError(f"configuration key {key!r}: {value!r} is not an account name")
-        elif key == "annotate" and not isinstance(value, bool):
-            raise ConfigError(f"configuration key 'annotate' must be True or False, not {value!r}")
+        elif key in ("annotate", "future_expiries") and not isinstance(value, bool):
+            raise ConfigError(f"configuration key {key!r} must be True or False, not {value!r}")
         values[key] = value
     return CreditsConfig(**values)

@@ -276,6 +276,11 @@ class _Pass:
         self.due: list[tuple[datetime.date, int, Grant]] = []
         self.seq = 0
         self.out: list[data.Directive] = []
+        # Expiries a transaction causes (a reversal restoring expired credits)
+        # follow it, so a statement shows the credits back before they expire.
+        self.after: list[data.Directive] = []
+        # Restored credits of expired grants, summed per grant over a transaction.
+        self.restored_expired: dict[Grant, Decimal] = {}
         self.role_cache: dict[str, bool] = {}
 
     # -- helpers
@@ -377,7 +382,7 @@ class _Pass:
                 continue
             for _key, _seq, grant in sorted(wallet.heap):
                 if grant.remaining > 0:
-                    self.expire(grant, entry.date, LAST_LINE, None)
+                    self.expire(grant, entry.date, LAST_LINE, None, forfeited=True)
 
     def transaction(self, entry: data.Transaction) -> data.Transaction:
         txn_id = txn_id_of(entry)
@@ -425,6 +430,12 @@ class _Pass:
                 meta = dict(posting.meta or {})
                 meta.update(annotation)
                 new_postings[index] = posting._replace(meta=meta)
+        if self.restored_expired:
+            lineno = entry.meta.get("lineno", LAST_LINE)
+            for grant, portion in self.restored_expired.items():
+                grant.remaining += portion
+                self.expire(grant, entry.date, lineno, txn_id or "reversal", amount=portion)
+            self.restored_expired.clear()
         if new_postings is not None:
             return entry._replace(postings=new_postings)
         return entry
@@ -771,9 +782,9 @@ class _Pass:
             return
         grant.consumed -= portion
         if grant.expires is not None and grant.expires <= entry.date:
-            # The grant expired meanwhile: its credits go straight to breakage.
-            grant.remaining += portion
-            self.expire(grant, entry.date, FIRST_LINE, txn_id or "reversal", amount=portion)
+            # The grant expired meanwhile: its credits go straight to breakage
+            # (booked once per grant when the transaction is done).
+            self.restored_expired[grant] = self.restored_expired.get(grant, ZERO) + portion
             return
         grant.remaining += portion
         self.settle_restored(wallet, grant, portion)
@@ -807,6 +818,7 @@ class _Pass:
         lineno: int,
         cause: str | None,
         amount: Decimal | None = None,
+        forfeited: bool = False,
     ) -> None:
         """Move a grant's remainder (or ``amount`` of it) to breakage on ``date``."""
         amount = grant.remaining if amount is None else amount
@@ -822,7 +834,13 @@ class _Pass:
             self.used_records.add(key)
             self.check_record(recorded, grant, date, amount)
             return
-        self.out.append(self.expiry_entry(key, grant, date, amount, lineno))
+        target = self.out if cause is None else self.after
+        narration = (
+            f"Forfeited credits of grant {grant.id} (wallet closed)"
+            if forfeited
+            else f"Expired credits of grant {grant.id}"
+        )
+        target.append(self.expiry_entry(key, grant, date, amount, lineno, narration))
 
     def check_record(
         self, recorded: data.Transaction, grant: Grant, date: datetime.date, amount: Decimal
@@ -846,7 +864,13 @@ class _Pass:
             )
 
     def expiry_entry(
-        self, key: str, grant: Grant, date: datetime.date, amount: Decimal, lineno: int
+        self,
+        key: str,
+        grant: Grant,
+        date: datetime.date,
+        amount: Decimal,
+        lineno: int,
+        narration: str,
     ) -> data.Transaction:
         meta = data.new_metadata(GENERATED_FILENAME, lineno)
         meta["txn_id"] = key
@@ -862,7 +886,7 @@ class _Pass:
             date,
             "*",
             None,
-            f"Expired credits of grant {grant.id}",
+            narration,
             frozenset({EXPIRED_TAG}),
             data.EMPTY_SET,
             postings,
@@ -879,30 +903,59 @@ class _Pass:
                 )
 
 
-def recorded_expiries(
+def is_generated(entry: data.Directive) -> bool:
+    """True for entries a plugin made (their file name is ``<...>``)."""
+    return str(entry.meta.get("filename", "")).startswith("<")
+
+
+def scan(
     entries: Iterable[data.Directive],
-) -> tuple[dict[str, data.Transaction], list[CreditsError]]:
-    """The expiry transactions present in the input, keyed by their Transaction ID."""
+) -> tuple[dict[str, data.Transaction], list[CreditsError], datetime.date | None]:
+    """The expiries already in the input (by Transaction ID) and the ledger's horizon.
+
+    The horizon is the date of the last transaction or balance assertion that
+    was written in the text: the day the ledger has been kept up to.
+    """
     recorded: dict[str, data.Transaction] = {}
     errors: list[CreditsError] = []
+    horizon: datetime.date | None = None
     for entry in entries:
-        if isinstance(entry, data.Transaction) and is_expiry_record(entry):
-            key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
-            if key in recorded:
-                errors.append(CreditsError(entry.meta, f"Expiry {key!r} is recorded twice", entry))
-                continue
-            recorded[key] = entry
-    return recorded, errors
+        if isinstance(entry, data.Transaction):
+            if is_expiry_record(entry):
+                key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
+                if key in recorded:
+                    errors.append(
+                        CreditsError(entry.meta, f"Expiry {key!r} is recorded twice", entry)
+                    )
+                    continue
+                recorded[key] = entry
+        elif not isinstance(entry, data.Balance):
+            continue
+        if not is_generated(entry) and (horizon is None or entry.date > horizon):
+            horizon = entry.date
+    return recorded, errors, horizon
 
 
-def run(entries: list[data.Directive], config: CreditsConfig | None = None) -> EngineResult:
+def run(
+    entries: list[data.Directive],
+    config: CreditsConfig | None = None,
+    through: datetime.date | None = None,
+) -> EngineResult:
     """Run the grant engine over date-sorted entries.
+
+    Expiries are booked up to the ledger's horizon (its last written
+    transaction or balance; a later expiry has not happened yet), or up to
+    ``through`` if that is later, or all of them with ``future_expiries``.
 
     Returns the entries with generated expiries added (sorted the way Beancount
     sorts them) and draw-downs annotated, the errors, and the grant ledger.
     """
     config = config or CreditsConfig()
-    recorded, errors = recorded_expiries(entries)
+    recorded, errors, horizon = scan(entries)
+    if config.future_expiries:
+        horizon = NEVER
+    elif through is not None and (horizon is None or through > horizon):
+        horizon = through
     state = _Pass(config, recorded)
     state.errors.extend(errors)
     out = state.out
@@ -910,13 +963,17 @@ def run(entries: list[data.Directive], config: CreditsConfig | None = None) -> E
     for entry in entries:
         if entry.date != current:
             current = entry.date
-            state.flush(current)
+            if horizon is not None:
+                state.flush(min(current, horizon))
         if isinstance(entry, data.Transaction):
             if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
                 # Recorded expiries are applied when their grant comes due.
                 out.append(entry)
                 continue
             out.append(state.transaction(entry))
+            if state.after:
+                out.extend(state.after)
+                state.after.clear()
         elif isinstance(entry, data.Open):
             state.open(entry)
             out.append(entry)
@@ -925,7 +982,8 @@ def run(entries: list[data.Directive], config: CreditsConfig | None = None) -> E
             state.close(entry)
         else:
             out.append(entry)
-    state.flush(NEVER)
+    if horizon is not None:
+        state.flush(horizon)
     state.check_unused_records()
     out.sort(key=data.entry_sortkey)
     return EngineResult(

@@ -1,0 +1,99 @@
+"""The ``bean-credits`` command line (click); logic lives in the modules it calls."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import click
+
+from beancount_credits import __version__
+from beancount_credits.ledger import LedgerError, format_errors, load
+from beancount_credits.reports import REPORTS, Filters, ReportError
+from beancount_credits.reports.render import render_text
+
+
+class DateType(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+DATE = DateType()
+LEDGER = click.argument(
+    "ledger", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="LEDGER"
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="bean-credits")
+def main() -> None:
+    """A ledger of user credits kept as plain Beancount text."""
+
+
+@main.command()
+@click.argument("name", metavar="NAME")
+@LEDGER
+@click.option("--user", "user", metavar="USER_ID", help="Only this user (by user_id).")
+@click.option("--segment", help="Only users of this segment.")
+@click.option("--commodity", help="Only this credit type (e.g. CREDIT, SESSION).")
+@click.option("--from", "date_from", type=DATE, help="From this date (inclusive).")
+@click.option("--to", "date_to", type=DATE, help="Through this date (inclusive); default: today.")
+@click.option(
+    "--allow-errors", is_flag=True, help="Report even if the ledger has errors (they are listed)."
+)
+def report(
+    name: str,
+    ledger: Path,
+    user: str | None,
+    segment: str | None,
+    commodity: str | None,
+    date_from: datetime.date | None,
+    date_to: datetime.date | None,
+    allow_errors: bool,
+) -> None:
+    """Print report NAME of LEDGER (reports: balances, statement)."""
+    make = REPORTS.get(name)
+    if make is None:
+        raise click.UsageError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    if date_to is None:
+        # The edge of the system decides what "now" is; the engine never does.
+        date_to = datetime.date.today()
+    if date_from is not None and date_from > date_to:
+        raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+    filters = Filters(
+        user=user, segment=segment, commodity=commodity, date_from=date_from, date_to=date_to
+    )
+    loaded = load_or_fail(ledger, allow_errors)
+    try:
+        table = make(loaded, filters)
+        render_text(table, sys.stdout)
+    except (ReportError, LedgerError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def load_or_fail(path: Path, allow_errors: bool):  # type: ignore[no-untyped-def]
+    """Load the ledger; its errors stop the command unless allowed."""
+    try:
+        loaded = load(path)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    if loaded.errors:
+        click.echo(format_errors(loaded.errors), err=True)
+        if not allow_errors:
+            raise click.ClickException(
+                f"{len(loaded.errors)} error(s) in {path}; fix them (bean-check lists them) "
+                "or pass --allow-errors"
+            )
+    return loaded
+
+
+if __name__ == "__main__":
+    main()

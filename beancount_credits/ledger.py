@@ -1,0 +1,138 @@
+"""Load a credits ledger for the tools: entries, errors, users and the grant ledger.
+
+Every command and report reads the ledger through :func:`load`, which runs
+Beancount's own loader (plugins on, exactly what ``bean-check`` sees), finds the
+plugin configuration the ledger uses, indexes the users by their ``user_id`` and
+re-runs the grant engine over the loaded entries to expose grants, draw-downs
+and expiries (the engine recognises its own generated expiries, so this adds
+nothing to the entries).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+from pathlib import Path
+
+from beancount import loader
+from beancount.core import data
+
+from beancount_credits import engine
+from beancount_credits.accounts import UserIdError, user_id_of
+from beancount_credits.config import ConfigError, CreditsConfig, parse_config
+
+EXPIRE_PLUGIN = "beancount_credits.plugins.expire"
+
+
+class LedgerError(Exception):
+    """A ledger the tools cannot use; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """A wallet and what its ``open`` directive says about its owner."""
+
+    user_id: str
+    account: str
+    segment: str | None
+    open: data.Open
+    close_date: datetime.date | None
+
+    @property
+    def credit_limit(self) -> object:
+        return self.open.meta.get("credit_limit")
+
+
+@dataclasses.dataclass
+class Ledger:
+    """A loaded credits ledger."""
+
+    path: Path
+    entries: list[data.Directive]
+    errors: list
+    options: dict
+    config: CreditsConfig
+    users: dict[str, User]  # by user_id
+
+    @functools.cached_property
+    def grants(self) -> engine.EngineResult:
+        """The grant ledger: the engine re-run over the loaded entries (adds no entries)."""
+        return engine.run(self.entries, dataclasses.replace(self.config, annotate=False))
+
+    def user(self, user_id: str) -> User:
+        """The user with this id, or LedgerError naming the id."""
+        try:
+            return self.users[user_id]
+        except KeyError:
+            raise LedgerError(
+                f'unknown user id {user_id!r}: no open directive with user_id: "{user_id}" '
+                f"under {self.config.users} in {self.path}"
+            ) from None
+
+
+def find_config(options: dict) -> CreditsConfig:
+    """The configuration of the ledger's expire plugin (defaults if it has none)."""
+    for name, config_str in options.get("plugin", []):
+        if name == EXPIRE_PLUGIN:
+            try:
+                return parse_config(config_str)
+            except ConfigError as exc:
+                raise LedgerError(f"{EXPIRE_PLUGIN}: {exc}") from None
+    return CreditsConfig()
+
+
+def index_users(entries: list[data.Directive], config: CreditsConfig) -> dict[str, User]:
+    """Users by ``user_id`` (falling back to the id the account name encodes)."""
+    closes = {
+        entry.account: entry.date
+        for entry in entries
+        if isinstance(entry, data.Close) and config.is_user_account(entry.account)
+    }
+    users: dict[str, User] = {}
+    for entry in entries:
+        if not isinstance(entry, data.Open) or not config.is_user_account(entry.account):
+            continue
+        user_id = entry.meta.get("user_id")
+        if user_id is None:
+            try:
+                user_id = user_id_of(entry.account.rpartition(":")[2])
+            except UserIdError:
+                user_id = entry.account.rpartition(":")[2]
+        segment = entry.meta.get("segment")
+        users[str(user_id)] = User(
+            user_id=str(user_id),
+            account=entry.account,
+            segment=None if segment is None else str(segment),
+            open=entry,
+            close_date=closes.get(entry.account),
+        )
+    return users
+
+
+def load(path: str | Path) -> Ledger:
+    """Load a ledger with Beancount's loader and index it for the tools."""
+    path = Path(path)
+    if not path.is_file():
+        raise LedgerError(f"no ledger file at {path}")
+    entries, errors, options = loader.load_file(str(path))
+    config = find_config(options)
+    return Ledger(
+        path=path,
+        entries=entries,
+        errors=errors,
+        options=options,
+        config=config,
+        users=index_users(entries, config),
+    )
+
+
+def format_errors(errors: list, limit: int = 20) -> str:
+    """Errors as Beancount prints them (file:line: message), at most ``limit``."""
+    lines = []
+    for error in errors[:limit]:
+        source = error.source or {}
+        lines.append(f"{source.get('filename', '?')}:{source.get('lineno', '?')}: {error.message}")
+    if len(errors) > limit:
+        lines.append(f"... and {len(errors) - limit} more")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""``balances``: every user's balance per credit type, as of a date."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from beancount.core import data
+
+from beancount_credits.ledger import Ledger
+from beancount_credits.reports.table import Cell, Column, Filters, Table
+
+
+def wallet_balances(ledger: Ledger, filters: Filters) -> dict[str, dict[str, Decimal]]:
+    """Balance per wallet account and commodity at the end of ``filters.date_to``."""
+    config = ledger.config
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for entry in ledger.entries:
+        if filters.date_to is not None and entry.date > filters.date_to:
+            break
+        if not isinstance(entry, data.Transaction):
+            continue
+        for posting in entry.postings:
+            if config.is_user_account(posting.account):
+                totals[posting.account][posting.units.currency] += posting.units.number
+    return totals
+
+
+def report(ledger: Ledger, filters: Filters) -> Table:
+    totals = wallet_balances(ledger, filters)
+    users = [ledger.user(filters.user)] if filters.user else list(ledger.users.values())
+    if filters.segment is not None:
+        users = [user for user in users if user.segment == filters.segment]
+    commodities = sorted({currency for wallet in totals.values() for currency in wallet})
+    if filters.commodity is not None:
+        commodities = [filters.commodity]
+    rows: list[list[Cell]] = []
+    for user in sorted(users, key=lambda user: user.user_id):
+        wallet = totals.get(user.account, {})
+        rows.append(
+            [user.user_id, user.segment]
+            + [wallet.get(currency, Decimal(0)) for currency in commodities]
+        )
+    title = "Balances" + (f" as of {filters.date_to}" if filters.date_to else "")
+    columns = [Column("User ID"), Column("Segment")] + [
+        Column(currency, "number") for currency in commodities
+    ]
+    return Table(title, columns, rows, filters)

@@ -1,0 +1,158 @@
+"""``statement``: one user's history, line by line, with the running balance.
+
+Columns: Transaction ID | Date | Description | Earned | Redeemed | Expired |
+Balance (and Credit type when the user holds several). The kind of a line
+follows from its counter-account (DESIGN.md): income is earned, expenses are
+redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
+openings) count as earned when positive and redeemed when negative. Reversals
+show as negative amounts in the column of what they undo.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+
+from beancount.core import data
+
+from beancount_credits.config import CreditsConfig
+from beancount_credits.engine import EXPIRED_TAG
+from beancount_credits.ledger import Ledger
+from beancount_credits.reports.table import Cell, Column, Filters, ReportError, Table
+
+ZERO = Decimal(0)
+
+
+def classify(entry: data.Transaction, account: str, config: CreditsConfig, number: Decimal) -> str:
+    """'earned', 'redeemed' or 'expired' for a user posting, from its counter-accounts."""
+    counter = [posting.account for posting in entry.postings if posting.account != account]
+    if EXPIRED_TAG in entry.tags or config.breakage in counter:
+        return "expired"
+    if any(name.startswith(config.expenses + ":") or name == config.expenses for name in counter):
+        return "redeemed"
+    if any(name.startswith(config.income + ":") or name == config.income for name in counter):
+        return "earned"
+    return "earned" if number > 0 else "redeemed"
+
+
+def description(entry: data.Transaction) -> str:
+    if entry.payee:
+        return f"{entry.payee}: {entry.narration}"
+    return entry.narration or ""
+
+
+class Line:
+    """One statement line: a transaction's effect on the user in one credit type."""
+
+    __slots__ = ("balance", "commodity", "date", "description", "kind", "number", "txn_id")
+
+    def __init__(
+        self,
+        txn_id: str | None,
+        date: datetime.date,
+        text: str,
+        commodity: str,
+        kind: str,
+        number: Decimal,
+        balance: Decimal,
+    ):
+        self.txn_id = txn_id
+        self.date = date
+        self.description = text
+        self.commodity = commodity
+        self.kind = kind
+        self.number = number
+        self.balance = balance
+
+
+def statement_lines(ledger: Ledger, account: str, filters: Filters) -> Iterator[Line]:
+    """Every line of a wallet's history up to ``filters.date_to``, opening lines first.
+
+    With ``filters.date_from``, earlier history is folded into one opening
+    line per credit type.
+    """
+    config = ledger.config
+    balances: dict[str, Decimal] = defaultdict(Decimal)
+    opened = False
+    for entry in ledger.entries:
+        if filters.date_to is not None and entry.date > filters.date_to:
+            break
+        if not isinstance(entry, data.Transaction):
+            continue
+        numbers: dict[str, Decimal] = {}
+        for posting in entry.postings:
+            if posting.account == account:
+                currency = posting.units.currency
+                numbers[currency] = numbers.get(currency, ZERO) + posting.units.number
+        if not numbers:
+            continue
+        before = filters.date_from is not None and entry.date < filters.date_from
+        if not before and not opened and filters.date_from is not None:
+            opened = True
+            yield from opening_lines(balances, filters)
+        for currency, number in numbers.items():
+            if filters.commodity is not None and currency != filters.commodity:
+                continue
+            balances[currency] += number
+            if before:
+                continue
+            kind = classify(entry, account, config, number)
+            yield Line(
+                None if entry.meta.get("txn_id") is None else str(entry.meta["txn_id"]),
+                entry.date,
+                description(entry),
+                currency,
+                kind,
+                number,
+                balances[currency],
+            )
+    if not opened and filters.date_from is not None:
+        yield from opening_lines(balances, filters)
+
+
+def opening_lines(balances: dict[str, Decimal], filters: Filters) -> Iterator[Line]:
+    assert filters.date_from is not None
+    for currency in sorted(balances):
+        yield Line(
+            None,
+            filters.date_from,
+            "Opening balance",
+            currency,
+            "opening",
+            ZERO,
+            balances[currency],
+        )
+
+
+def row(line: Line, with_commodity: bool) -> list[Cell]:
+    earned = line.number if line.kind == "earned" else None
+    redeemed = -line.number if line.kind == "redeemed" else None
+    expired = -line.number if line.kind == "expired" else None
+    cells: list[Cell] = [line.txn_id, line.date, line.description]
+    if with_commodity:
+        cells.append(line.commodity)
+    return [*cells, earned, redeemed, expired, line.balance]
+
+
+def report(ledger: Ledger, filters: Filters) -> Table:
+    if not filters.user:
+        raise ReportError("the statement report needs --user USER_ID")
+    user = ledger.user(filters.user)
+    lines = list(statement_lines(ledger, user.account, filters))
+    commodities = {line.commodity for line in lines}
+    with_commodity = len(commodities) > 1
+    columns = [Column("Transaction ID"), Column("Date", "date"), Column("Description")]
+    if with_commodity:
+        columns.append(Column("Credit type"))
+    columns += [
+        Column("Earned", "number"),
+        Column("Redeemed", "number"),
+        Column("Expired", "number"),
+        Column("Balance", "number"),
+    ]
+    title = f"Statement of {user.user_id}"
+    if filters.date_to is not None:
+        title += f" through {filters.date_to}"
+    return Table(title, columns, [row(line, with_commodity) for line in lines], filters)
