@@ -156,9 +156,7 @@ def test_invariants(tmp_path: Path, history: tuple[list, int]) -> None:
         assert min(grant.consumed, grant.expired, grant.remaining) >= 0, grant
 
     # A balance goes below minus its credit limit exactly where an error says so.
-    overdrawn_lines = {
-        error.source["lineno"] for error in errors if "exceeds the" in error.message
-    }
+    overdrawn_lines = {error.source["lineno"] for error in errors if "exceeds the" in error.message}
     balances: dict[str, Decimal] = defaultdict(Decimal)
     # A wallet's balance before the last written transaction touching it: an
     # expiry never takes a wallet lower than the floor that transaction left.

@@ -1,0 +1,41 @@
+# Task runner: `make demo` (the main job on the demo ledger) and `make test`.
+# Both set up .venv on first use, so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := ledgers/demo/main.beancount
+
+.PHONY: demo test lint bench-plugins demo-ledger clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## The main job on the demo ledger: check it, then every user's balance.
+demo: $(VENV)/.installed
+	$(BIN)/bean-check $(DEMO)
+	$(BIN)/bean-credits report balances $(DEMO)
+
+## Lint and the whole test suite.
+test: $(VENV)/.installed lint
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Regenerate the demo ledger from its seeded generator.
+demo-ledger: $(VENV)/.installed
+	$(BIN)/python ledgers/demo/generate.py
+
+## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
+bench-plugins: $(VENV)/.installed
+	$(BIN)/python bench/bench_plugins.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
