@@ -64,7 +64,7 @@ class CreditsError(NamedTuple):
     entry: data.Directive | None
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Grant:
     """A credit block: what one positive posting to a wallet granted."""
 
@@ -109,7 +109,7 @@ class Consumption:
     restored: Decimal = ZERO  # given back by reversals
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class DrawDown:
     """A negative posting to a wallet and the grants it consumed."""
 
@@ -122,7 +122,7 @@ class DrawDown:
     restored: Decimal = ZERO  # how much later reversals gave back
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Wallet:
     """Open grants and overdraft of one account in one commodity."""
 
@@ -254,6 +254,23 @@ def is_expiry_record(entry: data.Transaction) -> bool:
 # --- The pass ---------------------------------------------------------------
 
 
+def index_by_txn(index: dict[str, Any], txn_id: str, record: object) -> None:
+    existing = index.get(txn_id)
+    if existing is None:
+        index[txn_id] = record
+    elif isinstance(existing, list):
+        existing.append(record)
+    else:
+        index[txn_id] = [existing, record]
+
+
+def by_txn(index: dict[str, Any], txn_id: str) -> list[Any]:
+    existing = index.get(txn_id)
+    if existing is None:
+        return []
+    return existing if isinstance(existing, list) else [existing]
+
+
 class _Pass:
     """State of one pass over the entries; use :func:`run`."""
 
@@ -270,8 +287,11 @@ class _Pass:
         self.policies: dict[str, SourcePolicy] = {}
         self.policy_cache: dict[str, SourcePolicy] = {}
         self.limits: dict[str, tuple[Decimal, str | None]] = {}
-        self.grants_by_txn: dict[str, list[Grant]] = collections.defaultdict(list)
-        self.drawdowns_by_txn: dict[str, list[DrawDown]] = collections.defaultdict(list)
+        # By txn_id, for reversals: one record, or a list when a transaction
+        # has several (most have one; no list per transaction keeps the
+        # garbage collector's work down on large ledgers).
+        self.grants_by_txn: dict[str, Grant | list[Grant]] = {}
+        self.drawdowns_by_txn: dict[str, DrawDown | list[DrawDown]] = {}
         self.seen_txn_ids: dict[str, data.Meta] = {}
         self.due: list[tuple[datetime.date, int, Grant]] = []
         self.seq = 0
@@ -400,36 +420,42 @@ class _Pass:
                 self.seen_txn_ids[txn_id] = entry.meta
 
         reverses = entry.meta.get("reverses") if entry.meta else None
-        source = next(
-            (posting.account for posting in entry.postings if not self.is_user(posting.account)),
-            None,
-        )
         new_postings: list[data.Posting] | None = None
         grant_ids: dict[int, str] | None = None
+        is_user = self.is_user
+        wallets = self.wallets
         for index, posting in enumerate(entry.postings):
-            if not self.is_user(posting.account):
+            if not is_user(posting.account):
                 continue
             units = posting.units
             if units is None or not isinstance(units.number, Decimal) or units.number == 0:
                 continue
-            wallet = self.wallet(posting.account, units.currency)
+            wallet = wallets.get((posting.account, units.currency)) or self.wallet(
+                posting.account, units.currency
+            )
             annotation: dict[str, Any] | None = None
             if reverses is not None:
                 annotation = self.reversal(entry, posting, wallet, str(reverses), txn_id)
             elif units.number > 0:
                 if grant_ids is None:
                     grant_ids = self.grant_ids(entry, txn_id)
+                source = next((p.account for p in entry.postings if not is_user(p.account)), None)
                 grant = self.grant(entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = self.grant_annotation(grant)
             else:
                 drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
                 annotation = self.annotation(drawdown)
             if annotation and self.config.annotate:
+                if posting.meta is not None:
+                    # Like Beancount's own plugins, write into the posting's
+                    # metadata: copying entries is most of the engine's cost.
+                    posting.meta.update(annotation)
+                    continue
                 if new_postings is None:
                     new_postings = list(entry.postings)
-                meta = dict(posting.meta or {})
-                meta.update(annotation)
-                new_postings[index] = posting._replace(meta=meta)
+                new_postings[index] = data.Posting(
+                    posting.account, units, posting.cost, posting.price, posting.flag, annotation
+                )
         if self.restored_expired:
             lineno = entry.meta.get("lineno", LAST_LINE)
             for grant, portion in self.restored_expired.items():
@@ -437,7 +463,16 @@ class _Pass:
                 self.expire(grant, entry.date, lineno, txn_id or "reversal", amount=portion)
             self.restored_expired.clear()
         if new_postings is not None:
-            return entry._replace(postings=new_postings)
+            return data.Transaction(
+                entry.meta,
+                entry.date,
+                entry.flag,
+                entry.payee,
+                entry.narration,
+                entry.tags,
+                entry.links,
+                new_postings,
+            )
         return entry
 
     # -- grants
@@ -543,7 +578,7 @@ class _Pass:
             grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
         self.grants[grant_id] = grant
         if txn_id is not None:
-            self.grants_by_txn[txn_id].append(grant)
+            index_by_txn(self.grants_by_txn, txn_id, grant)
         if expires is not None:
             if expires <= entry.date:
                 self.error(
@@ -620,18 +655,24 @@ class _Pass:
         drawdown = DrawDown(txn_id, wallet.account, wallet.currency, entry.date, asked, parts)
         self.drawdowns.append(drawdown)
         if txn_id is not None:
-            self.drawdowns_by_txn[txn_id].append(drawdown)
+            index_by_txn(self.drawdowns_by_txn, txn_id, drawdown)
         return drawdown
 
     @staticmethod
     def annotation(drawdown: DrawDown) -> dict[str, Any]:
-        grants = ", ".join(
-            f"{part.grant.id} {part.amount}" for part in drawdown.parts if part.grant
-        )
-        overdraft = sum((part.amount for part in drawdown.parts if part.grant is None), ZERO)
+        parts = drawdown.parts
+        if len(parts) == 1 and parts[0].grant is not None:  # the common case, kept cheap
+            return {"consumed": parts[0].grant.id + " " + str(parts[0].amount)}
+        grants = []
+        overdraft = ZERO
+        for part in parts:
+            if part.grant is None:
+                overdraft += part.amount
+            else:
+                grants.append(part.grant.id + " " + str(part.amount))
         meta: dict[str, Any] = {}
         if grants:
-            meta["consumed"] = grants
+            meta["consumed"] = ", ".join(grants)
         if overdraft:
             meta["overdraft"] = overdraft
         return meta
@@ -651,7 +692,7 @@ class _Pass:
         if number > 0:
             drawdowns = [
                 drawdown
-                for drawdown in self.drawdowns_by_txn.get(reverses, ())
+                for drawdown in by_txn(self.drawdowns_by_txn, reverses)
                 if drawdown.account == wallet.account and drawdown.currency == wallet.currency
             ]
             if not drawdowns:
@@ -690,7 +731,7 @@ class _Pass:
         asked = -number
         grants = [
             grant
-            for grant in self.grants_by_txn.get(reverses, ())
+            for grant in by_txn(self.grants_by_txn, reverses)
             if grant.account == wallet.account and grant.currency == wallet.currency
         ]
         if not grants:

@@ -111,8 +111,7 @@ def daily_balances(
         close_date = closed.get(account)
         if close_date is not None and date > close_date:
             continue  # a closed wallet takes no assertions after its close
-        meta = data.new_metadata(GENERATED_FILENAME, 0)
-        meta["generated"] = True
+        meta = {"filename": GENERATED_FILENAME, "lineno": 0, "generated": True}
         new_entries.append(
             data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
         )
