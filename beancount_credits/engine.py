@@ -274,8 +274,17 @@ def by_txn(index: dict[str, Any], txn_id: str) -> list[Any]:
 class _Pass:
     """State of one pass over the entries; use :func:`run`."""
 
-    def __init__(self, config: CreditsConfig, recorded: dict[str, data.Transaction]):
+    def __init__(
+        self,
+        config: CreditsConfig,
+        recorded: dict[str, data.Transaction],
+        keep: set[str] | None = None,
+    ):
         self.config = config
+        # Draw-down records are kept for every txn_id (None) or only for these
+        # (the ones reversals name): records nobody reads are garbage the
+        # collector would otherwise walk again and again on a large ledger.
+        self.keep = keep
         self.recorded = recorded
         self.used_records: set[str] = set()
         self.errors: list[CreditsError] = []
@@ -577,7 +586,7 @@ class _Pass:
             # Keep the duplicate reachable under a unique key so totals still add up.
             grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
         self.grants[grant_id] = grant
-        if txn_id is not None:
+        if txn_id is not None and (self.keep is None or txn_id in self.keep):
             index_by_txn(self.grants_by_txn, txn_id, grant)
         if expires is not None:
             if expires <= entry.date:
@@ -653,8 +662,9 @@ class _Pass:
             wallet.debt += left
             parts.append(Consumption(None, left))
         drawdown = DrawDown(txn_id, wallet.account, wallet.currency, entry.date, asked, parts)
-        self.drawdowns.append(drawdown)
-        if txn_id is not None:
+        if self.keep is None:
+            self.drawdowns.append(drawdown)
+        if txn_id is not None and (self.keep is None or txn_id in self.keep):
             index_by_txn(self.drawdowns_by_txn, txn_id, drawdown)
         return drawdown
 
@@ -949,10 +959,15 @@ def is_generated(entry: data.Directive) -> bool:
     return str(entry.meta.get("filename", "")).startswith("<")
 
 
-def scan(
-    entries: Iterable[data.Directive],
-) -> tuple[dict[str, data.Transaction], list[CreditsError], datetime.date | None]:
-    """The expiries already in the input (by Transaction ID) and the ledger's horizon.
+class Scan(NamedTuple):
+    recorded: dict[str, data.Transaction]  # expiries in the input, by Transaction ID
+    errors: list[CreditsError]
+    horizon: datetime.date | None  # last written transaction or balance
+    reversed_ids: set[str]  # txn_ids that reversals name
+
+
+def scan(entries: Iterable[data.Directive]) -> Scan:
+    """What the pass needs to know before it starts.
 
     The horizon is the date of the last transaction or balance assertion that
     was written in the text: the day the ledger has been kept up to.
@@ -960,8 +975,12 @@ def scan(
     recorded: dict[str, data.Transaction] = {}
     errors: list[CreditsError] = []
     horizon: datetime.date | None = None
+    reversed_ids: set[str] = set()
     for entry in entries:
         if isinstance(entry, data.Transaction):
+            reverses = entry.meta.get("reverses")
+            if reverses is not None:
+                reversed_ids.add(str(reverses))
             if is_expiry_record(entry):
                 key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
                 if key in recorded:
@@ -974,13 +993,14 @@ def scan(
             continue
         if not is_generated(entry) and (horizon is None or entry.date > horizon):
             horizon = entry.date
-    return recorded, errors, horizon
+    return Scan(recorded, errors, horizon, reversed_ids)
 
 
 def run(
     entries: list[data.Directive],
     config: CreditsConfig | None = None,
     through: datetime.date | None = None,
+    record: bool = True,
 ) -> EngineResult:
     """Run the grant engine over date-sorted entries.
 
@@ -990,14 +1010,16 @@ def run(
 
     Returns the entries with generated expiries added (sorted the way Beancount
     sorts them) and draw-downs annotated, the errors, and the grant ledger.
+    With ``record=False`` (the plugin) only the draw-downs that reversals name
+    are kept, and ``EngineResult.drawdowns`` is empty.
     """
     config = config or CreditsConfig()
-    recorded, errors, horizon = scan(entries)
+    recorded, errors, horizon, reversed_ids = scan(entries)
     if config.future_expiries:
         horizon = NEVER
     elif through is not None and (horizon is None or through > horizon):
         horizon = through
-    state = _Pass(config, recorded)
+    state = _Pass(config, recorded, None if record else reversed_ids)
     state.errors.extend(errors)
     out = state.out
     current: datetime.date | None = None

@@ -47,5 +47,5 @@ def expire(
         return entries, [
             engine.CreditsError(meta, f"beancount_credits.plugins.expire: {exc}", None)
         ]
-    result = engine.run(entries, config)
+    result = engine.run(entries, config, record=False)
     return result.entries, result.errors
