@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from beancount_credits import __version__
+from beancount_credits import __version__, daily, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports.render import render_text
@@ -77,6 +77,44 @@ def report(
         render_text(table, sys.stdout)
     except (ReportError, LedgerError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command("close-day")
+@LEDGER
+@click.option(
+    "--date",
+    "day",
+    type=DATE,
+    help="The day to close (its activity is complete); default: yesterday.",
+)
+@click.option("--commit", is_flag=True, help="Commit what was written to git.")
+def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
+    """Write the expiries and end-of-day balances up to a day into LEDGER's log."""
+    today = datetime.date.today()
+    day = day or today - datetime.timedelta(days=1)
+    if day >= today:
+        raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
+    try:
+        with write.ledger_lock(ledger):
+            loaded = load_or_fail(ledger, allow_errors=False)
+            planned = daily.plan(loaded, day)
+            changes = daily.changes(loaded, planned)
+            message = f"close-day {day}: {planned.summary()}"
+            result = write.apply(
+                ledger,
+                write.ledger_files(ledger, loaded.options),
+                changes,
+                message=message,
+                commit=commit,
+            )
+    except write.WriteError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"close-day {day}: {planned.summary()}")
+    root = ledger.resolve().parent
+    for path in result.written:
+        click.echo(f"  wrote {path.resolve().relative_to(root)}")
+    if result.commit:
+        click.echo(f"  committed {result.commit[:12]}")
 
 
 def load_or_fail(path: Path, allow_errors: bool):  # type: ignore[no-untyped-def]

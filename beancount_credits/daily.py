@@ -1,0 +1,123 @@
+"""The daily job: write the day's expiries and end-of-day balances into the text.
+
+``bean-credits close-day LEDGER --date D`` records, in one file per month under
+the ledger's log folder (``log/YYYY/MM.beancount``, included from the main file
+by a glob), every expiry due on or before D and every end-of-day balance of a
+wallet with activity on a day up to D, that the text does not hold yet. What
+the plugins generate from then on for those days is the recorded text, which
+Beancount checks: an edit of the past that changes a logged balance fails.
+
+:func:`plan` is pure (a loaded ledger in, the entries to record out); writing
+goes through :mod:`beancount_credits.write`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections import defaultdict
+from pathlib import Path
+
+from beancount.core import data
+
+from beancount_credits import engine, write
+from beancount_credits.ledger import Ledger
+from beancount_credits.plugins import daily_balances
+
+LOG_DIR = "log"
+LOG_GLOB = f"{LOG_DIR}/*/*.beancount"
+ONE_DAY = datetime.timedelta(days=1)
+_GENERATED = ("<beancount_credits.plugins.",)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What close-day records for a date."""
+
+    through: datetime.date
+    expiries: list[data.Transaction]
+    balances: list[data.Balance]
+
+    @property
+    def empty(self) -> bool:
+        return not self.expiries and not self.balances
+
+    def entries(self) -> list[data.Directive]:
+        return sorted([*self.expiries, *self.balances], key=data.entry_sortkey)
+
+    def summary(self) -> str:
+        if self.empty:
+            return f"nothing to write: the ledger is logged through {self.through}"
+        parts = []
+        if self.expiries:
+            days = sorted({entry.date for entry in self.expiries})
+            noun = "expiry" if len(self.expiries) == 1 else "expiries"
+            parts.append(f"{len(self.expiries)} {noun} ({span(days)})")
+        if self.balances:
+            days = sorted({entry.date for entry in self.balances})
+            noun = "balance" if len(self.balances) == 1 else "balances"
+            parts.append(f"{len(self.balances)} end-of-day {noun} ({span(days)})")
+        return " and ".join(parts)
+
+
+def span(days: list[datetime.date]) -> str:
+    return str(days[0]) if days[0] == days[-1] else f"{days[0]} .. {days[-1]}"
+
+
+def is_generated(entry: data.Directive) -> bool:
+    return str(entry.meta.get("filename", "")).startswith(_GENERATED)
+
+
+def plan(ledger: Ledger, through: datetime.date) -> Plan:
+    """The expiries due by ``through`` and the balances of days up to it not in the text yet."""
+    config = dataclasses.replace(ledger.config, annotate=False)
+    booked = engine.run(ledger.entries, config, through=through, record=False)
+    logged, _errors = daily_balances.daily_balances(booked.entries, ledger.options)
+    expiries = []
+    balances = []
+    for entry in logged:
+        if not is_generated(entry):
+            continue
+        if isinstance(entry, data.Transaction) and entry.date <= through:
+            expiries.append(entry)
+        elif isinstance(entry, data.Balance) and entry.date <= through + ONE_DAY:
+            balances.append(entry)
+    return Plan(through, expiries, balances)
+
+
+def record(entry: data.Directive) -> data.Directive:
+    """The entry as the text records it: its own metadata, not the plugin's bookkeeping."""
+    meta = {key: value for key, value in entry.meta.items() if key != "generated"}
+    return entry._replace(meta=meta)
+
+
+def changes(ledger: Ledger, planned: Plan) -> list[write.FileChange]:
+    """The month files (and, the first time, the main file's include) for a plan."""
+    root = ledger.path.resolve().parent
+    included = {Path(name).resolve() for name in ledger.options.get("include", [])}
+    by_month: dict[Path, list[data.Directive]] = defaultdict(list)
+    for entry in planned.entries():
+        path = root / LOG_DIR / f"{entry.date.year:04d}" / f"{entry.date.month:02d}.beancount"
+        by_month[path].append(entry)
+    result = []
+    for path, entries in sorted(by_month.items()):
+        if path in included:
+            # Appending keeps what is there; a file on disk that the ledger does
+            # not include (a crash before the include was added) is rewritten.
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+        else:
+            text = (
+                f"; Daily balance log and expiries for {path.parent.name}-{path.stem}, "
+                "written by bean-credits close-day.\n"
+            )
+        text += "".join("\n" + write.render(record(entry)) for entry in entries)
+        result.append(write.FileChange(path, text))
+    main_text = ledger.path.read_text(encoding="utf-8")
+    include = f'include "{LOG_GLOB}"'
+    if result and include not in main_text:
+        separator = "" if main_text.endswith("\n") else "\n"
+        main_text += f"{separator}\n; The daily job's log (bean-credits close-day).\n{include}\n"
+        result.append(write.FileChange(ledger.path, main_text))
+    return result

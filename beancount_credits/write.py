@@ -1,0 +1,317 @@
+"""The one write path: every command that changes the ledger text goes through here.
+
+A write is:
+
+- **locked**: :func:`ledger_lock` takes an exclusive ``flock`` on
+  ``<ledger dir>/.bean-credits.lock`` for the whole read-compute-write, so two
+  writers never interleave (the kernel drops the lock if a writer dies);
+- **checked**: the ledger as it would be after the change is loaded with
+  Beancount's full loader (plugins on) from a staging copy; any error aborts
+  and nothing is written;
+- **atomic**: each file is written to a temporary sibling, fsynced and renamed
+  over the old one, so a crash leaves the old file or the new one, never half;
+  new files are written before the files that include them;
+- **escaped**: strings from outside go through :func:`quote`, so no input can
+  end a string and start a directive;
+- optionally **committed** to git with a message that says what was written,
+  refusing when unrelated changes are already staged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import errno
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from beancount import loader
+from beancount.core import amount as amount_lib
+from beancount.core import data
+
+LOCK_NAME = ".bean-credits.lock"
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+_ESCAPE_RE = re.compile(r'[\\"\n\t\r]')
+_KEY_RE = re.compile(r"^[a-z][a-zA-Z0-9_-]+$")
+_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_/.-]+$")
+
+
+class WriteError(Exception):
+    """A write that was refused; nothing was changed. ``details`` lists the reasons."""
+
+    def __init__(self, message: str, details: Sequence[str] = ()):
+        super().__init__(message)
+        self.details = list(details)
+
+    def __str__(self) -> str:
+        return "\n".join([self.args[0], *self.details])
+
+
+# --- Rendering text that cannot inject directives ------------------------------
+
+
+def quote(value: str) -> str:
+    """A Beancount string literal that reads back as exactly ``value``.
+
+    Backslashes and quotes are escaped, and so are newlines, tabs and carriage
+    returns (which Beancount unescapes), so the literal stays on one line and
+    no input can close it early.
+    """
+    return '"' + _ESCAPE_RE.sub(lambda match: _ESCAPES[match.group()], value) + '"'
+
+
+def render_value(value: Any) -> str:
+    """A metadata value as Beancount text (strings quoted, numbers plain)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, amount_lib.Amount):
+        return f"{value.number:f} {check_currency(value.currency)}"
+    raise WriteError(f"cannot write a value of type {type(value).__name__}: {value!r}")
+
+
+def check_key(key: str) -> str:
+    if not _KEY_RE.match(key):
+        raise WriteError(
+            f"{key!r} is not a metadata key (a lowercase letter, then 1+ of [a-zA-Z0-9_-])"
+        )
+    return key
+
+
+def check_currency(currency: str) -> str:
+    if not _CURRENCY_RE.match(currency):
+        raise WriteError(f"{currency!r} is not a commodity name")
+    return currency
+
+
+def render_meta(meta: dict[str, Any] | None, indent: str) -> list[str]:
+    """Metadata lines, skipping Beancount's own bookkeeping keys."""
+    lines = []
+    for key, value in (meta or {}).items():
+        if key in ("filename", "lineno") or key.startswith("__") or value is None:
+            continue
+        lines.append(f"{indent}{check_key(key)}: {render_value(value)}")
+    return lines
+
+
+def render_transaction(entry: data.Transaction) -> str:
+    """A transaction as Beancount text; every string field is quoted safely."""
+    head = [entry.date.isoformat(), entry.flag or "*"]
+    if entry.payee is not None:
+        head.append(quote(entry.payee))
+    head.append(quote(entry.narration or ""))
+    for tag in sorted(entry.tags or ()):
+        if not _TAG_RE.match(tag):
+            raise WriteError(f"{tag!r} is not a tag")
+        head.append("#" + tag)
+    for link in sorted(entry.links or ()):
+        if not _TAG_RE.match(link):
+            raise WriteError(f"{link!r} is not a link")
+        head.append("^" + link)
+    lines = [" ".join(head), *render_meta(entry.meta, "  ")]
+    for posting in entry.postings:
+        units = posting.units
+        text = f"  {posting.account}"
+        if units is not None and units.number is not None:
+            text += f"  {units.number:f} {check_currency(units.currency)}"
+        lines.append(text)
+        lines += render_meta(posting.meta, "    ")
+    return "\n".join(lines) + "\n"
+
+
+def render_balance(entry: data.Balance) -> str:
+    number = entry.amount.number
+    currency = check_currency(entry.amount.currency)
+    line = f"{entry.date.isoformat()} balance {entry.account}  {number:f} {currency}\n"
+    return line + "".join(line + "\n" for line in render_meta(entry.meta, "  "))
+
+
+def render(entry: data.Directive) -> str:
+    if isinstance(entry, data.Transaction):
+        return render_transaction(entry)
+    if isinstance(entry, data.Balance):
+        return render_balance(entry)
+    raise WriteError(f"cannot write a {type(entry).__name__} directive")
+
+
+# --- Lock ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[None]:
+    """Hold the ledger's writer lock (an exclusive flock) for the block."""
+    path = main.resolve().parent / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise WriteError(
+                        f"another bean-credits writer has held {path} for {timeout:.0f} s; "
+                        "try again later"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+# --- Check, write, commit --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FileChange:
+    """The new full text of one ledger file (absolute path)."""
+
+    path: Path
+    text: str
+
+
+def ledger_files(main: Path, options: dict[str, Any]) -> list[Path]:
+    """Every file the loaded ledger consists of (Beancount's ``include`` list)."""
+    files = [Path(name) for name in options.get("include", [])]
+    return files or [main.resolve()]
+
+
+def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
+    """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
+    main = main.resolve()
+    changed = {change.path.resolve(): change.text for change in changes}
+    everything = {path.resolve() for path in files} | set(changed) | {main}
+    root = Path(os.path.commonpath([str(path.parent) for path in everything]))
+    with tempfile.TemporaryDirectory(prefix="bean-credits-check-") as staging:
+        stage = Path(staging)
+        for path in everything:
+            target = stage / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path in changed:
+                target.write_text(changed[path], encoding="utf-8")
+            elif path.exists():
+                shutil.copyfile(path, target)
+        _entries, errors, _options = loader.load_file(str(stage / main.relative_to(root)))
+        messages = []
+        for error in errors:
+            source = error.source or {}
+            filename = str(source.get("filename", "?")).replace(staging, str(root))
+            messages.append(f"{filename}:{source.get('lineno', '?')}: {error.message}")
+        return messages
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: temporary sibling, fsync, rename, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def git_root(path: Path) -> Path | None:
+    result = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def git(repo: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise WriteError(f"git {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+    return result.stdout
+
+
+def commit_preflight(main: Path) -> Path:
+    """The repository to commit in; refuses if it is missing or has unrelated staged changes."""
+    repo = git_root(main.resolve())
+    if repo is None:
+        raise WriteError(f"--commit: {main} is not in a git repository")
+    staged = [
+        line for line in git(repo, "diff", "--cached", "--name-only", "-z").split("\0") if line
+    ]
+    if staged:
+        raise WriteError(
+            "--commit: refusing to commit while other changes are staged; commit or unstage them",
+            [f"staged: {name}" for name in staged],
+        )
+    git(repo, "var", "GIT_COMMITTER_IDENT")  # fails early when git has no identity
+    return repo
+
+
+@dataclasses.dataclass
+class WriteResult:
+    written: list[Path]
+    commit: str | None = None
+
+
+def apply(
+    main: Path,
+    files: Sequence[Path],
+    changes: Sequence[FileChange],
+    *,
+    message: str,
+    commit: bool = False,
+) -> WriteResult:
+    """Check the changed ledger with the full loader, then write it, then commit.
+
+    ``files`` are the ledger's current files (from the load that computed the
+    changes). Call inside :func:`ledger_lock`. On any error nothing is written.
+    """
+    if not changes:
+        return WriteResult([])
+    repo = commit_preflight(main) if commit else None
+    errors = staged_check(main, files, changes)
+    if errors:
+        raise WriteError(
+            f"the ledger would have {len(errors)} error(s) after this write; nothing was written",
+            errors,
+        )
+    main = main.resolve()
+    # Files that others include go first, the including main file last, so a
+    # crash in between leaves new files not yet included rather than an
+    # include of a missing file.
+    ordered = sorted(changes, key=lambda change: change.path.resolve() == main)
+    for change in ordered:
+        write_atomic(change.path, change.text)
+    written = [change.path for change in ordered]
+    sha = None
+    if repo is not None:
+        git(repo, "add", "--", *[str(path.resolve()) for path in written])
+        git(repo, "commit", "--quiet", "-m", message)
+        sha = git(repo, "rev-parse", "HEAD").strip()
+    return WriteResult(written, sha)

@@ -1,0 +1,326 @@
+"""The daily job and the write path: idempotent, caught up, locked, crash-safe, escaped."""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from beancount import loader
+from beancount.core import data
+from beancount.parser import parser
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beancount_credits import daily, write
+from beancount_credits.cli import main
+from beancount_credits.ledger import load
+
+FIXTURE = Path(__file__).parent / "daily"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A copy of the fixture ledger in a fresh git repository."""
+    root = tmp_path / "ledger"
+    shutil.copytree(FIXTURE, root)
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "Ledger as imported")
+    return root / "main.beancount"
+
+
+def git(root: Path, *args: str, author: str = "Ops <ops@example.com>") -> str:
+    name, _, email = author.partition(" <")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email.rstrip(">"),
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email.rstrip(">"),
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def close_day(ledger: Path, day: str, *extra: str) -> str:
+    result = CliRunner().invoke(main, ["close-day", str(ledger), "--date", day, *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def log_text(ledger: Path) -> str:
+    return "".join(
+        path.read_text() for path in sorted((ledger.parent / "log").rglob("*.beancount"))
+    )
+
+
+def check(ledger: Path) -> list[str]:
+    _entries, errors, _options = loader.load_file(str(ledger))
+    return [error.message for error in errors]
+
+
+def test_close_day_twice_writes_nothing_the_second_time(ledger: Path) -> None:
+    first = close_day(ledger, "2024-03-10")
+    assert "1 expiry (2024-03-06)" in first
+    assert "end-of-day balances (2024-02-02 .. 2024-03-11)" in first
+    assert "wrote log/2024/02.beancount" in first
+    assert "wrote main.beancount" in first
+    text = log_text(ledger)
+    main_text = ledger.read_text()
+    second = close_day(ledger, "2024-03-10")
+    assert "nothing to write: the ledger is logged through 2024-03-10" in second
+    assert "wrote" not in second
+    assert log_text(ledger) == text
+    assert ledger.read_text() == main_text
+    assert main_text.count('include "log/*/*.beancount"') == 1
+    assert check(ledger) == []
+
+
+def test_a_missed_week_is_caught_up_in_one_run(ledger: Path) -> None:
+    close_day(ledger, "2024-02-05")
+    before = log_text(ledger)
+    assert "2024-02-06 balance" not in before  # 02-05 had no activity
+    output = close_day(ledger, "2024-03-10")  # a month later: every day in between
+    caught_up = log_text(ledger)
+    assert caught_up.startswith(before.rstrip("\n"))
+    for day in ("2024-02-11", "2024-02-21", "2024-03-06", "2024-03-10", "2024-03-11"):
+        assert f"{day} balance" in caught_up, day
+    assert '2024-03-06 * "Expired credits of grant promo-1" #expired' in caught_up
+    assert "expiry" in output
+    # The same as closing every day one by one.
+    one_by_one = ledger.parent.parent / "one-by-one"
+    shutil.copytree(FIXTURE, one_by_one)
+    day = datetime.date(2024, 2, 1)
+    while day <= datetime.date(2024, 3, 10):
+        close_day(one_by_one / "main.beancount", day.isoformat())
+        day += datetime.timedelta(days=1)
+    assert sorted(log_entries(one_by_one / "main.beancount")) == sorted(log_entries(ledger))
+
+
+def log_entries(ledger: Path) -> list[str]:
+    entries: list[str] = []
+    for path in (ledger.parent / "log").rglob("*.beancount"):
+        parsed, errors, _ = parser.parse_file(str(path))
+        assert not errors
+        entries += [write.render(entry) for entry in parsed]
+    return entries
+
+
+def test_recorded_log_makes_an_edit_of_the_past_fail(ledger: Path) -> None:
+    close_day(ledger, "2024-03-10")
+    transactions = ledger.parent / "transactions.beancount"
+    transactions.write_text(transactions.read_text().replace("-15 CREDIT", "-16 CREDIT"))
+    errors = check(ledger)
+    assert any("Balance failed for 'Assets:Credits:Users:Alice'" in error for error in errors)
+
+
+def test_expiries_recorded_in_the_text_are_not_generated_again(ledger: Path) -> None:
+    close_day(ledger, "2024-03-10")
+    entries, errors, _ = loader.load_file(str(ledger))
+    assert errors == []
+    expired = {
+        e.meta["grant"]: e.meta["filename"]
+        for e in entries
+        if isinstance(e, data.Transaction) and "expired" in e.tags
+    }
+    # promo-1 expired on 2024-03-06, a closed day: recorded, not generated;
+    # promo-2 expires on 2024-03-15, after it: still generated by the plugin.
+    assert expired["promo-1"].endswith("log/2024/03.beancount")
+    assert expired["promo-2"] == "<beancount_credits.plugins.expire>"
+    assert len(expired) == 2
+
+
+def test_a_failing_check_writes_nothing(ledger: Path) -> None:
+    transactions = ledger.parent / "transactions.beancount"
+    loaded = load(ledger)
+    planned = daily.plan(loaded, datetime.date(2024, 3, 10))
+    changes = daily.changes(loaded, planned)
+    # Something else changes the text between the plan and the write: the
+    # staged check sees the log disagree and refuses.
+    broken = write.FileChange(
+        transactions, transactions.read_text().replace("-15 CREDIT", "-99 CREDIT")
+    )
+    before = {path: path.read_text() for path in ledger.parent.rglob("*.beancount")}
+    with pytest.raises(write.WriteError) as raised:
+        write.apply(
+            ledger, write.ledger_files(ledger, loaded.options), [*changes, broken], message="x"
+        )
+    assert "nothing was written" in str(raised.value)
+    # Errors name the real files (not the staging copy), file and line.
+    assert f"{ledger.parent}/log/2024/02.beancount:" in str(raised.value)
+    assert "bean-credits-check-" not in str(raised.value)
+    assert "Balance failed for 'Assets:Credits:Users:Alice'" in str(raised.value)
+    assert {path: path.read_text() for path in ledger.parent.rglob("*.beancount")} == before
+    assert not (ledger.parent / "log").exists()
+
+
+def test_commit_says_what_was_written_and_refuses_unrelated_staged_changes(ledger: Path) -> None:
+    root = ledger.parent
+    (root / "notes.txt").write_text("unrelated\n")
+    git(root, "add", "notes.txt")
+    result = CliRunner().invoke(
+        main, ["close-day", str(ledger), "--date", "2024-03-10", "--commit"]
+    )
+    assert result.exit_code == 1
+    assert "refusing to commit while other changes are staged" in result.output
+    assert "staged: notes.txt" in result.output
+    assert not (root / "log").exists()
+    git(root, "reset", "-q", "notes.txt")
+    output = close_day(ledger, "2024-03-10", "--commit")
+    assert "committed" in output
+    message = git(root, "log", "-1", "--format=%s")
+    assert message.startswith("close-day 2024-03-10: 1 expiry (2024-03-06) and ")
+    files = git(root, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(files) == ["log/2024/02.beancount", "log/2024/03.beancount", "main.beancount"]
+    assert "notes.txt" in git(root, "status", "--porcelain")
+
+
+def run_close_day(ledger: Path, day: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "bean-credits"), "close-day", str(ledger), "--date", day],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_concurrent_writers_both_finish_and_nothing_is_lost_or_duplicated(ledger: Path) -> None:
+    writers = [run_close_day(ledger, "2024-02-25"), run_close_day(ledger, "2024-03-10")]
+    outputs = [writer.communicate(timeout=120)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], outputs
+    assert check(ledger) == []
+    entries = log_entries(ledger)
+    assert len(entries) == len(set(entries)), "a record was written twice"
+    # Whatever order they ran in, the log is the one a single run writes.
+    alone = ledger.parent.parent / "alone"
+    shutil.copytree(FIXTURE, alone)
+    close_day(alone / "main.beancount", "2024-03-10")
+    assert sorted(entries) == sorted(log_entries(alone / "main.beancount"))
+
+
+def lock_is_held(ledger: Path) -> bool:
+    fd = os.open(ledger.parent / write.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.6, 0.9])
+def test_a_writer_killed_while_holding_the_lock_leaves_a_good_ledger(
+    ledger: Path, delay: float
+) -> None:
+    writer = run_close_day(ledger, "2024-03-10")
+    deadline = time.monotonic() + 30
+    while not lock_is_held(ledger):
+        assert writer.poll() is None, writer.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(delay)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert check(ledger) == [], "the ledger must still pass bean-check"
+    assert not lock_is_held(ledger)
+    close_day(ledger, "2024-03-10")  # the next run completes
+    assert check(ledger) == []
+    entries = log_entries(ledger)
+    assert len(entries) == len(set(entries))
+    assert "nothing to write" in close_day(ledger, "2024-03-10")
+
+
+def test_crash_between_files_leaves_an_unincluded_log_that_the_next_run_rewrites(
+    ledger: Path,
+) -> None:
+    loaded = load(ledger)
+    changes = daily.changes(loaded, daily.plan(loaded, datetime.date(2024, 3, 10)))
+    # The crash: month files renamed into place, main.beancount not yet.
+    for change in changes:
+        if change.path != ledger:
+            write.write_atomic(change.path, change.text)
+    assert check(ledger) == []
+    close_day(ledger, "2024-03-10")
+    assert check(ledger) == []
+    entries = log_entries(ledger)
+    assert len(entries) == len(set(entries))
+
+
+HOSTILE = [
+    'quote " inside',
+    'back\\slash and \\" both',
+    "new\nline",
+    '\n2024-01-01 open Assets:Injected\n  user_id: "evil"\n',
+    '"\n2024-01-01 open Assets:Injected "',
+    "tab\tand\rcarriage",
+    "unicode: żółć ✓ 😀 \u2028 \u200b",
+    "x" * 10_000,
+    "control \x01\x1b\x7f",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_strings_come_back_as_data_through_the_write_path(ledger: Path, text: str) -> None:
+    entry = data.Transaction(
+        {"txn_id": "adj-hostile", "reason": text, "note": text},
+        datetime.date(2024, 3, 9),
+        "*",
+        text,
+        text,
+        frozenset(),
+        frozenset(),
+        [
+            data.Posting("Assets:Credits:Users:Bob", amount("1 CREDIT"), None, None, None, None),
+            data.Posting("Equity:Credits:Adjustments", amount("-1 CREDIT"), None, None, None, None),
+        ],
+    )
+    target = ledger.parent / "adjustments.beancount"
+    main_text = ledger.read_text() + 'include "adjustments.beancount"\n'
+    loaded = load(ledger)
+    with write.ledger_lock(ledger):
+        write.apply(
+            ledger,
+            write.ledger_files(ledger, loaded.options),
+            [
+                write.FileChange(target, write.render(entry)),
+                write.FileChange(ledger, main_text),
+            ],
+            message="adjustment",
+        )
+    entries, errors, _ = loader.load_file(str(ledger))
+    assert errors == []
+    written = [e for e in entries if e.meta.get("filename") == str(target)]
+    assert len(written) == 1, "exactly one directive, nothing injected"
+    assert (written[0].payee, written[0].narration) == (text, text)
+    assert written[0].meta["reason"] == text
+    assert not any(getattr(e, "account", "") == "Assets:Injected" for e in entries)
+
+
+def amount(text: str):  # type: ignore[no-untyped-def]
+    from beancount.core.amount import Amount
+
+    return Amount.from_string(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=200))
+def test_any_string_round_trips_through_quote(text: str) -> None:
+    parsed, errors, _ = parser.parse_string(
+        f"2024-01-01 * {write.quote(text)} {write.quote(text)}\n  note: {write.quote(text)}\n"
+    )
+    assert errors == []
+    assert len(parsed) == 1
+    assert parsed[0].payee == parsed[0].narration == parsed[0].meta["note"] == text
