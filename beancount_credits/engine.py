@@ -152,6 +152,17 @@ class Expiry(NamedTuple):
     amount: Decimal
 
 
+class ChangedRecord(NamedTuple):
+    """A recorded expiry that the ledger no longer agrees with."""
+
+    recorded: data.Transaction
+    account: str | None
+    currency: str | None
+    written: Decimal  # what the text records
+    now: Decimal  # what the ledger expires now (0: nothing)
+    now_date: datetime.date | None
+
+
 @dataclasses.dataclass
 class EngineResult:
     """What one pass over the entries found and produced."""
@@ -163,6 +174,7 @@ class EngineResult:
     expiries: list[Expiry]
     wallets: dict[tuple[str, str], Wallet]
     users: dict[str, data.Open]  # wallet account -> its open directive
+    changed_records: list[ChangedRecord] = dataclasses.field(default_factory=list)
 
 
 # --- Policies from metadata -------------------------------------------------
@@ -302,6 +314,7 @@ class _Pass:
         self.grants_by_txn: dict[str, Grant | list[Grant]] = {}
         self.drawdowns_by_txn: dict[str, DrawDown | list[DrawDown]] = {}
         self.seen_txn_ids: dict[str, data.Meta] = {}
+        self.changed_records: list[ChangedRecord] = []
         self.due: list[tuple[datetime.date, int, Grant]] = []
         self.seq = 0
         self.out: list[data.Directive] = []
@@ -905,6 +918,9 @@ class _Pass:
             ZERO,
         )
         if written != amount or recorded.date != date:
+            self.changed_records.append(
+                ChangedRecord(recorded, grant.account, grant.currency, written, amount, date)
+            )
             self.error(
                 recorded.meta,
                 f"Recorded expiry of grant {grant.id!r} of user "
@@ -946,6 +962,15 @@ class _Pass:
     def check_unused_records(self) -> None:
         for key, recorded in self.recorded.items():
             if key not in self.used_records:
+                account = currency = None
+                written = ZERO
+                for posting in recorded.postings:
+                    if self.is_user(posting.account):
+                        account, currency = posting.account, posting.units.currency
+                        written -= posting.units.number
+                self.changed_records.append(
+                    ChangedRecord(recorded, account, currency, written, ZERO, None)
+                )
                 self.error(
                     recorded.meta,
                     f"Recorded expiry {key!r} of grant {recorded.meta.get('grant')!r} matches "
@@ -1057,6 +1082,7 @@ def run(
         expiries=state.expiries,
         wallets=state.wallets,
         users=state.users,
+        changed_records=state.changed_records,
     )
 
 

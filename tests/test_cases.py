@@ -34,7 +34,9 @@ def render(path: Path) -> tuple[str, str]:
         source = error.source or {}
         filename = source.get("filename", "")
         where = source.get("lineno") if filename == str(path) else Path(str(filename)).name
-        message = " ".join(error.message.split())
+        # Paths inside messages are written relative to the case's folder, so
+        # the expected files hold wherever the repository is checked out.
+        message = " ".join(error.message.replace(f"{path.parent}/", "").split())
         lines.append(f"{where}: {message}")
     return text, "".join(line + "\n" for line in lines)
 
