@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import click
+from beancount.core import data
 
-from beancount_credits import __version__, daily, write
+from beancount_credits import __version__, daily, engine, provenance, verify, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports.render import render_text
@@ -47,6 +49,11 @@ def main() -> None:
 @click.option("--from", "date_from", type=DATE, help="From this date (inclusive).")
 @click.option("--to", "date_to", type=DATE, help="Through this date (inclusive); default: today.")
 @click.option(
+    "--factor",
+    type=click.FloatRange(min=1),
+    help="audit: flag a day's draw-down above FACTOR x the user's median day (default 5).",
+)
+@click.option(
     "--allow-errors", is_flag=True, help="Report even if the ledger has errors (they are listed)."
 )
 def report(
@@ -57,9 +64,14 @@ def report(
     commodity: str | None,
     date_from: datetime.date | None,
     date_to: datetime.date | None,
+    factor: float | None,
     allow_errors: bool,
 ) -> None:
-    """Print report NAME of LEDGER (reports: balances, statement)."""
+    """Print report NAME of LEDGER (reports: audit, balances, statement).
+
+    The audit report runs on a ledger with errors too: finding edits of
+    recorded history, which make bean-check fail, is part of its job.
+    """
     make = REPORTS.get(name)
     if make is None:
         raise click.UsageError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
@@ -69,9 +81,14 @@ def report(
     if date_from is not None and date_from > date_to:
         raise click.UsageError(f"--from {date_from} is after --to {date_to}")
     filters = Filters(
-        user=user, segment=segment, commodity=commodity, date_from=date_from, date_to=date_to
+        user=user,
+        segment=segment,
+        commodity=commodity,
+        date_from=date_from,
+        date_to=date_to,
+        factor=None if factor is None else Decimal(str(factor)),
     )
-    loaded = load_or_fail(ledger, allow_errors)
+    loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
         table = make(loaded, filters)
         render_text(table, sys.stdout)
@@ -131,6 +148,57 @@ def load_or_fail(path: Path, allow_errors: bool):  # type: ignore[no-untyped-def
                 "or pass --allow-errors"
             )
     return loaded
+
+
+@main.command()
+@LEDGER
+@click.option("--user", "user", required=True, metavar="USER_ID", help="The user (by user_id).")
+@click.option(
+    "--allow-errors", is_flag=True, help="Show history even if the ledger has errors (listed)."
+)
+def history(ledger: Path, user: str, allow_errors: bool) -> None:
+    """Print every entry of a user in LEDGER with the git commit that last changed it."""
+    loaded = load_or_fail(ledger, allow_errors)
+    try:
+        table = provenance.history(loaded, user)
+    except (LedgerError, provenance.ProvenanceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    render_text(table, sys.stdout)
+
+
+@main.command("verify")
+@LEDGER
+def verify_command(ledger: Path) -> None:
+    """List recorded balances and expiries that LEDGER no longer agrees with, and why.
+
+    Each broken record names the user, the day, what was recorded and what
+    the ledger says now, and from git the commits that changed the entries
+    behind it since it was recorded. Exit status 1 when any record is broken.
+    """
+    try:
+        loaded = load(ledger)  # its errors are what verify explains, not a reason to stop
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    records = verify.broken_records(loaded)
+    try:
+        in_git = verify.explain(loaded, records)
+    except provenance.ProvenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    recorded = sum(
+        1
+        for entry in loaded.entries
+        if isinstance(entry, data.Balance) and not engine.is_generated(entry)
+    )
+    if not records:
+        click.echo(f"verify: all {recorded} recorded balances and the recorded expiries hold")
+        return
+    root = str(ledger.resolve().parent)
+    click.echo(f"verify: {len(records)} recorded record(s) no longer hold")
+    for record in records:
+        click.echo("\n".join(verify.describe(record, root)))
+    if not in_git:
+        click.echo("(git provenance unavailable: the ledger is not in a git repository)")
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":

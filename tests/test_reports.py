@@ -52,7 +52,10 @@ def test_report_case(case: Path) -> None:
     [
         (["report", "statement", "LEDGER", "--user", "carol"], "unknown user id 'carol'"),
         (["report", "statement", "LEDGER"], "the statement report needs --user USER_ID"),
-        (["report", "nope", "LEDGER"], "unknown report 'nope'; reports: balances, statement"),
+        (
+            ["report", "nope", "LEDGER"],
+            "unknown report 'nope'; reports: audit, balances, statement",
+        ),
         (
             ["report", "balances", "LEDGER", "--from", "2024-03-01", "--to", "2024-02-01"],
             "--from 2024-03-01 is after --to 2024-02-01",

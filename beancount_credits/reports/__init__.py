@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports import balances, statement
+from beancount_credits.reports import audit, balances, statement
 from beancount_credits.reports.table import Filters, ReportError, Table
 
 Report = Callable[[Ledger, Filters], Table]
 
 REPORTS: dict[str, Report] = {
+    "audit": audit.report,
     "balances": balances.report,
     "statement": statement.report,
 }

@@ -31,6 +31,7 @@ class Filters:
     commodity: str | None = None
     date_from: datetime.date | None = None
     date_to: datetime.date | None = None
+    factor: Decimal | None = None  # audit: "unusual" is a day above factor x the median day
 
     def describe(self) -> list[tuple[str, str]]:
         """The filters in use, as (name, value) pairs for report headers."""
