@@ -213,7 +213,11 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
                 target.write_text(changed[path], encoding="utf-8")
             elif path.exists():
                 shutil.copyfile(path, target)
-        _entries, errors, _options = loader.load_file(str(stage / main.relative_to(root)))
+        # Beancount's own loader, minus its pickle cache: a cache of a staging
+        # copy would be thrown away, and dumping it costs seconds on a large ledger.
+        _entries, errors, _options = loader._uncached_load_file(
+            str(stage / main.relative_to(root)), None, None, None
+        )
         messages = []
         for error in errors:
             source = error.source or {}

@@ -17,6 +17,8 @@ from beancount import loader
 from beancount.core import data
 from beancount.parser import parser
 from click.testing import CliRunner
+from conftest import DAILY as FIXTURE
+from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,34 +26,7 @@ from beancount_credits import daily, write
 from beancount_credits.cli import main
 from beancount_credits.ledger import load
 
-FIXTURE = Path(__file__).parent / "daily"
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    """A copy of the fixture ledger in a fresh git repository."""
-    root = tmp_path / "ledger"
-    shutil.copytree(FIXTURE, root)
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "Ledger as imported")
-    return root / "main.beancount"
-
-
-def git(root: Path, *args: str, author: str = "Ops <ops@example.com>") -> str:
-    name, _, email = author.partition(" <")
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": name,
-        "GIT_AUTHOR_EMAIL": email.rstrip(">"),
-        "GIT_COMMITTER_NAME": name,
-        "GIT_COMMITTER_EMAIL": email.rstrip(">"),
-    }
-    result = subprocess.run(
-        ["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True
-    )
-    return result.stdout
 
 
 def close_day(ledger: Path, day: str, *extra: str) -> str:

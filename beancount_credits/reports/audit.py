@@ -127,7 +127,13 @@ def report(ledger: Ledger, filters: Filters) -> Table:
                 f"drew {drawdown.amount}, {overdraft} on credit (limit {wallet.limit})",
             )
 
-    for record in verify.broken_records(ledger):
+    records = verify.broken_records(ledger)
+    if blame:
+        verify.explain(ledger, records)
+    root = str(ledger.path.resolve().parent)
+    for record in records:
+        # Who changed the entries behind the record since it was written.
+        authors = {c.commit.author if c.commit else "uncommitted" for c in record.culprits}
         add(
             record.day,
             "changed-history",
@@ -135,7 +141,9 @@ def report(ledger: Ledger, filters: Filters) -> Table:
             record.entry.meta.get("txn_id"),
             record.commodity,
             record.now - record.recorded,
-            f"recorded {record.kind} {record.recorded}, now {record.now} ({record.where})",
+            f"recorded {record.kind} {record.recorded}, now {record.now} "
+            f"({verify.where(record.entry.meta, root)})",
+            ", ".join(sorted(authors)),
         )
 
     factor = filters.factor if filters.factor is not None else DEFAULT_FACTOR
