@@ -29,9 +29,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Regenerate the demo ledger from its seeded generator.
+## Regenerate the demo ledger from its seeded generator, then its daily log.
 demo-ledger: $(VENV)/.installed
 	$(BIN)/python ledgers/demo/generate.py
+	$(BIN)/bean-credits close-day $(DEMO) --date 2026-11-20
 
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed
