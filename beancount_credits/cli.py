@@ -113,7 +113,7 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
     try:
         with write.ledger_lock(ledger):
-            loaded = load_or_fail(ledger, allow_errors=False)
+            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
             planned = daily.plan(loaded, day)
             changes = daily.changes(loaded, planned)
             message = f"close-day {day}: {planned.summary()}"
@@ -134,10 +134,10 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         click.echo(f"  committed {result.commit[:12]}")
 
 
-def load_or_fail(path: Path, allow_errors: bool):  # type: ignore[no-untyped-def]
+def load_or_fail(path: Path, allow_errors: bool, cache: bool = True):  # type: ignore[no-untyped-def]
     """Load the ledger; its errors stop the command unless allowed."""
     try:
-        loaded = load(path)
+        loaded = load(path, cache=cache)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
     if loaded.errors:

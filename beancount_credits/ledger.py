@@ -110,12 +110,19 @@ def index_users(entries: list[data.Directive], config: CreditsConfig) -> dict[st
     return users
 
 
-def load(path: str | Path) -> Ledger:
-    """Load a ledger with Beancount's loader and index it for the tools."""
+def load(path: str | Path, cache: bool = True) -> Ledger:
+    """Load a ledger with Beancount's loader and index it for the tools.
+
+    ``cache=False`` skips Beancount's pickle cache: a command that is about to
+    change the ledger would only pay for dumping a cache it makes stale.
+    """
     path = Path(path)
     if not path.is_file():
         raise LedgerError(f"no ledger file at {path}")
-    entries, errors, options = loader.load_file(str(path))
+    if cache:
+        entries, errors, options = loader.load_file(str(path))
+    else:
+        entries, errors, options = loader._uncached_load_file(str(path.resolve()), None, None, None)
     config = find_config(options)
     return Ledger(
         path=path,
