@@ -53,20 +53,26 @@ class ConfigError(ValueError):
     """A plugin configuration string that cannot be used."""
 
 
-def parse_config(config_str: str | None) -> CreditsConfig:
-    """Parse a plugin configuration string (a dict literal) into a CreditsConfig.
-
-    Raises ConfigError with the reason when the string is not a dict literal,
-    names an unknown key, or gives an invalid account name.
-    """
+def literal_dict(config_str: str | None) -> dict[Any, Any]:
+    """A plugin configuration string as a dict ({} when empty); raises ConfigError."""
     if config_str is None or not config_str.strip():
-        return CreditsConfig()
+        return {}
     try:
         raw: Any = ast.literal_eval(config_str)
     except (ValueError, SyntaxError) as exc:
         raise ConfigError(f"plugin configuration is not a Python dict literal: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"plugin configuration must be a dict, not {type(raw).__name__}")
+    return raw
+
+
+def parse_config(config_str: str | None) -> CreditsConfig:
+    """Parse a plugin configuration string (a dict literal) into a CreditsConfig.
+
+    Raises ConfigError with the reason when the string is not a dict literal,
+    names an unknown key, or gives an invalid account name.
+    """
+    raw = literal_dict(config_str)
     known = {field.name for field in dataclasses.fields(CreditsConfig)}
     values: dict[str, Any] = {}
     for key, value in raw.items():

@@ -58,7 +58,6 @@ plugin), with constant work per posting.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import datetime
 from decimal import Decimal
@@ -67,7 +66,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.config import ConfigError, CreditsConfig, parse_config
+from beancount_credits.config import ConfigError, CreditsConfig, literal_dict, parse_config
 from beancount_credits.engine import CreditsError, is_generated, meta_int
 
 __plugins__ = ("policy",)
@@ -106,14 +105,9 @@ class PolicyConfig:
 
 def parse_policy_config(config_str: str | None) -> PolicyConfig:
     """Parse the plugin's configuration dict literal; raises ConfigError."""
-    if config_str is None or not config_str.strip():
+    raw = literal_dict(config_str)
+    if not raw:
         return PolicyConfig()
-    try:
-        raw: Any = ast.literal_eval(config_str)
-    except (ValueError, SyntaxError) as exc:
-        raise ConfigError(f"plugin configuration is not a Python dict literal: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"plugin configuration must be a dict, not {type(raw).__name__}")
     shared = {field.name for field in dataclasses.fields(CreditsConfig)}
     known = shared | set(SWITCHES) | {"approval_above"}
     rest: dict[str, Any] = {}
