@@ -46,6 +46,14 @@ class CreditsConfig:
         return account.startswith(self.users + ":") and ":" not in account[len(self.users) + 1 :]
 
 
+EXPIRE_PLUGIN = "beancount_credits.plugins.expire"
+
+
+def runs_expire_plugin(options_map: dict[str, Any]) -> bool:
+    """True when the ledger lists the grant engine's plugin."""
+    return any(name == EXPIRE_PLUGIN for name, _config in options_map.get("plugin") or ())
+
+
 ACCOUNT_KEYS = ("users", "income", "expenses", "adjustments", "breakage", "opening")
 
 

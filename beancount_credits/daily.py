@@ -21,13 +21,15 @@ from pathlib import Path
 from beancount.core import data
 
 from beancount_credits import engine, write
+from beancount_credits.config import runs_expire_plugin
 from beancount_credits.ledger import Ledger
 from beancount_credits.plugins import daily_balances
 
 LOG_DIR = "log"
 LOG_GLOB = f"{LOG_DIR}/*/*.beancount"
 ONE_DAY = datetime.timedelta(days=1)
-_GENERATED = ("<beancount_credits.plugins.",)
+# What the two plugins generate; other plugins' entries are not the log's business.
+_GENERATED = (engine.GENERATED_FILENAME, daily_balances.GENERATED_FILENAME)
 
 
 @dataclasses.dataclass
@@ -64,19 +66,22 @@ def span(days: list[datetime.date]) -> str:
     return str(days[0]) if days[0] == days[-1] else f"{days[0]} .. {days[-1]}"
 
 
-def is_generated(entry: data.Directive) -> bool:
-    return str(entry.meta.get("filename", "")).startswith(_GENERATED)
-
-
 def plan(ledger: Ledger, through: datetime.date) -> Plan:
-    """The expiries due by ``through`` and the balances of days up to it not in the text yet."""
-    config = dataclasses.replace(ledger.config, annotate=False)
-    booked = engine.run(ledger.entries, config, through=through, record=False)
-    logged, _errors = daily_balances.daily_balances(booked.entries, ledger.options)
+    """The expiries due by ``through`` and the balances of days up to it not in the text yet.
+
+    The loaded entries already hold what the plugins generated up to the
+    ledger's horizon; only a day beyond it needs the engine run again.
+    """
+    entries = ledger.entries
+    horizon = engine.scan(entries).horizon
+    if horizon is None or through > horizon or not runs_expire_plugin(ledger.options):
+        config = dataclasses.replace(ledger.config, annotate=False)
+        entries = engine.run(entries, config, through=through, record=False).entries
+    logged = [*entries, *daily_balances.missing_balances(entries, ledger.config)]
     expiries = []
     balances = []
     for entry in logged:
-        if not is_generated(entry):
+        if entry.meta.get("filename") not in _GENERATED:
             continue
         if isinstance(entry, data.Transaction) and entry.date <= through:
             expiries.append(entry)

@@ -20,9 +20,7 @@ from beancount.core import data
 
 from beancount_credits import engine
 from beancount_credits.accounts import UserIdError, user_id_of
-from beancount_credits.config import ConfigError, CreditsConfig, parse_config
-
-EXPIRE_PLUGIN = "beancount_credits.plugins.expire"
+from beancount_credits.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 
 
 class LedgerError(Exception):

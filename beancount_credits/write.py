@@ -141,8 +141,8 @@ def render_transaction(entry: data.Transaction) -> str:
 def render_balance(entry: data.Balance) -> str:
     number = entry.amount.number
     currency = check_currency(entry.amount.currency)
-    line = f"{entry.date.isoformat()} balance {entry.account}  {number:f} {currency}\n"
-    return line + "".join(line + "\n" for line in render_meta(entry.meta, "  "))
+    head = f"{entry.date.isoformat()} balance {entry.account}  {number:f} {currency}\n"
+    return head + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
 
 
 def render(entry: data.Directive) -> str:

@@ -299,3 +299,51 @@ def test_any_string_round_trips_through_quote(text: str) -> None:
     assert errors == []
     assert len(parsed) == 1
     assert parsed[0].payee == parsed[0].narration == parsed[0].meta["note"] == text
+
+
+def test_closing_a_day_beyond_the_last_transaction_books_its_expiries(ledger: Path) -> None:
+    transactions = ledger.parent / "transactions.beancount"
+    transactions.write_text(
+        transactions.read_text()
+        + '\n2024-03-20 * "Promotion"\n  txn_id: "promo-3"\n  expires: 2024-03-25\n'
+        "  Assets:Credits:Users:Bob   9 CREDIT\n  Income:Credits:Promotion\n"
+    )
+    # The ledger's last transaction is on 2024-03-20: the plugin alone has not
+    # booked promo-3's expiry yet; closing 2024-03-30 does.
+    output = close_day(ledger, "2024-03-30")
+    assert "3 expiries (2024-03-06 .. 2024-03-25)" in output  # promo-1, promo-2, promo-3
+    text = log_text(ledger)
+    assert '2024-03-25 * "Expired credits of grant promo-3" #expired' in text
+    assert "2024-03-26 balance Assets:Credits:Users:Bob  28 CREDIT" in text
+    assert check(ledger) == []
+
+
+def test_close_day_logs_wallets_under_a_configured_root(tmp_path: Path) -> None:
+    root = tmp_path / "custom"
+    shutil.copytree(FIXTURE, root)
+    for path in root.glob("*.beancount"):
+        text = path.read_text().replace("Assets:Credits:Users:", "Assets:Wallets:")
+        path.write_text(
+            text.replace(
+                'plugin "beancount_credits.plugins.expire"',
+                "plugin \"beancount_credits.plugins.expire\" \"{'users': 'Assets:Wallets'}\"",
+            ).replace(
+                'plugin "beancount_credits.plugins.daily_balances"',
+                'plugin "beancount_credits.plugins.daily_balances" '
+                "\"{'users': 'Assets:Wallets'}\"",
+            )
+        )
+    transactions = root / "transactions.beancount"
+    transactions.write_text(
+        transactions.read_text()
+        + '\n2024-03-20 * "Promotion"\n  txn_id: "promo-3"\n  expires: 2024-03-25\n'
+        "  Assets:Wallets:Bob   9 CREDIT\n  Income:Credits:Promotion\n"
+    )
+    ledger = root / "main.beancount"
+    close_day(ledger, "2024-03-30")
+    text = log_text(ledger)
+    assert "2024-02-02 balance Assets:Wallets:Alice  100 CREDIT" in text
+    # A day beyond the ledger's last transaction is logged under the configured root too.
+    assert "2024-03-26 balance Assets:Wallets:Bob  28 CREDIT" in text
+    assert "Assets:Credits:Users" not in text
+    assert check(ledger) == []

@@ -97,13 +97,21 @@ def daily_balances(
         return entries, [
             CreditsError(meta, f"beancount_credits.plugins.daily_balances: {exc}", None)
         ]
+    new_entries = missing_balances(entries, config)
+    if not new_entries:
+        return entries, []
+    return entries + new_entries, []
+
+
+def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> list[data.Balance]:
+    """The end-of-day assertions of active days that the entries do not hold yet."""
     recorded = recorded_balances(entries)
     closed = {
         entry.account: entry.date
         for entry in entries
         if isinstance(entry, data.Close) and config.is_user_account(entry.account)
     }
-    new_entries: list[data.Directive] = []
+    new_entries: list[data.Balance] = []
     for day, account, currency, balance in end_of_day_balances(entries, config):
         date = day + ONE_DAY
         if (account, currency, date) in recorded:
@@ -115,6 +123,4 @@ def daily_balances(
         new_entries.append(
             data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
         )
-    if not new_entries:
-        return entries, []
-    return entries + new_entries, []
+    return new_entries

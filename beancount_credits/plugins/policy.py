@@ -66,13 +66,18 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.config import ConfigError, CreditsConfig, literal_dict, parse_config
+from beancount_credits.config import (
+    ConfigError,
+    CreditsConfig,
+    literal_dict,
+    parse_config,
+    runs_expire_plugin,
+)
 from beancount_credits.engine import CreditsError, is_generated, meta_int
 
 __plugins__ = ("policy",)
 
 PLUGIN = "beancount_credits.plugins.policy"
-EXPIRE_PLUGIN = "beancount_credits.plugins.expire"
 GENERATED_FILENAME = f"<{PLUGIN}>"
 
 SWITCHES = (
@@ -377,11 +382,6 @@ def check(
     return [error for _index, error in checker.errors]
 
 
-def expire_plugin_configured(options_map: dict[str, Any]) -> bool:
-    """True when the ledger also runs the grant engine (which reports duplicate ids)."""
-    return any(name == EXPIRE_PLUGIN for name, _config in options_map.get("plugin") or ())
-
-
 def policy(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
@@ -391,5 +391,5 @@ def policy(
     except ConfigError as exc:
         meta = data.new_metadata(GENERATED_FILENAME, 0)
         return entries, [CreditsError(meta, f"{PLUGIN}: {exc}", None)]
-    unique = config.unique_txn_id and not expire_plugin_configured(options_map)
+    unique = config.unique_txn_id and not runs_expire_plugin(options_map)
     return entries, check(entries, config, unique_txn_id=unique)
