@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_plugins import ensure_ledger  # the same generated ledger, made the same way
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TARGET = 1.5
@@ -69,18 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     out = ROOT / "bench" / "out" / str(args.transactions)
-    if not (out / "body.beancount").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "generate.py"),
-                f"--transactions={args.transactions}",
-                f"--users={args.users}",
-                f"--seed={args.seed}",
-                f"--out={out}",
-            ],
-            check=True,
-        )
+    ensure_ledger(out, args)
     day = last_day(out / "body.beancount")
     work = Path(tempfile.mkdtemp(prefix="bench-close-day-"))
     logged = work / "logged"
