@@ -32,15 +32,35 @@ class Filters:
     date_from: datetime.date | None = None
     date_to: datetime.date | None = None
     factor: Decimal | None = None  # audit: "unusual" is a day above factor x the median day
+    member: str | None = None  # an organisation's team member (redemptions' ``member:``)
+    period: Literal["day", "week", "month"] | None = None  # usage, liability, top...
+    days: int | None = None  # expiring: grants expiring within this many days
+    sort: str | None = None  # a column name to sort the rows by
+    desc: bool = False
 
     def describe(self) -> list[tuple[str, str]]:
         """The filters in use, as (name, value) pairs for report headers."""
         pairs = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None:
+            if value is not None and value is not False:
                 pairs.append((field.name.replace("_", " "), str(value)))
         return pairs
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """A chart a person would rather look at than read (PDF, Fava).
+
+    ``x`` names the column on the x axis, ``y`` the number columns plotted;
+    with ``series`` set, one line or bar group per distinct value of that column.
+    """
+
+    kind: Literal["line", "step", "bar"]
+    x: str
+    y: list[str]
+    series: str | None = None
+    title: str = ""
 
 
 @dataclasses.dataclass
@@ -52,6 +72,7 @@ class Table:
     rows: Iterable[list[Cell]]
     filters: Filters = dataclasses.field(default_factory=Filters)
     notes: list[str] = dataclasses.field(default_factory=list)
+    chart: Chart | None = None
 
     def __iter__(self) -> Iterator[list[Cell]]:
         return iter(self.rows)
