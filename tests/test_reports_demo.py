@@ -1,0 +1,165 @@
+"""Every report's numbers on the demo ledger, checked against beanquery or the engine."""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+from beancount.core import data
+from beanquery import query as bql
+
+from beancount_credits.ledger import Ledger, load
+from beancount_credits.reports import REPORTS, Filters, common, run
+from tests.conftest import DEMO
+
+END = datetime.date(2026, 11, 20)
+ONE_DAY = datetime.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Ledger:
+    return load(DEMO)
+
+
+def query(ledger: Ledger, text: str) -> list[tuple]:
+    _types, rows = bql.run_query(ledger.entries, ledger.options, text)
+    return rows
+
+
+def test_daily_agrees_with_every_logged_balance(demo: Ledger) -> None:
+    table = REPORTS["daily"](demo, Filters(date_to=END))
+    by_day: dict[tuple[datetime.date, str, str], Decimal] = {}
+    per_day: dict[datetime.date, int] = defaultdict(int)
+    for day, user_id, currency, _change, balance in table:
+        by_day[(day, str(user_id), str(currency))] = balance  # type: ignore[index,assignment]
+        per_day[day] += 1  # type: ignore[index]
+    # The balance log: an assertion dated D holds the balance at the end of D-1.
+    logged = query(
+        demo,
+        "SELECT date, open_meta(account, 'user_id') AS user, amount.currency, amount.number "
+        "FROM #balances WHERE account ~ '^Assets:Credits:Users:'",
+    )
+    assert len(logged) > 3000
+    for date, user_id, currency, number in logged:
+        if date - ONE_DAY <= END:
+            assert by_day[(date - ONE_DAY, user_id, currency)] == number, (date, user_id)
+    # Carried forward: each wallet has a row on every day from its first
+    # movement through the end, or through its close date.
+    days = sorted(per_day)
+    assert days[-1] == END and (END - days[0]).days + 1 == len(days)
+    spans: dict[tuple[str, str], list[datetime.date]] = defaultdict(list)
+    for day, user_id, currency in by_day:
+        spans[(user_id, currency)].append(day)
+    closed = 0
+    for (user_id, _currency), wallet_days in spans.items():
+        first, last = min(wallet_days), max(wallet_days)
+        assert len(wallet_days) == (last - first).days + 1
+        close = demo.user(user_id).close_date
+        closed += close is not None
+        assert last == (close if close is not None else END)
+    assert closed, "the demo closes wallets"
+    # The last day is the balances report.
+    balances = {
+        (str(row[0]), currency): number
+        for row in REPORTS["balances"](demo, Filters(date_to=END))
+        for currency, number in zip(["CREDIT", "SESSION"], row[2:], strict=True)
+    }
+    for (day, user_id, currency), balance in by_day.items():
+        if day == END:
+            assert balances[(user_id, currency)] == balance
+
+
+def test_usage_per_month_agrees_with_beanquery(demo: Ledger) -> None:
+    table = REPORTS["usage"](demo, Filters(date_to=END))
+    net: dict[tuple[str, str, str], Decimal] = {}
+    expired: dict[str, Decimal] = defaultdict(Decimal)
+    for period, user_id, currency, earned, redeemed, gone, change, _trend in table:
+        assert change == earned - redeemed - gone  # type: ignore[operator]
+        net[(str(period), str(user_id), str(currency))] = change  # type: ignore[assignment]
+        expired[str(period)] += gone  # type: ignore[operator]
+    rows = query(
+        demo,
+        "SELECT year(date) AS y, month(date) AS m, open_meta(account, 'user_id') AS user, "
+        f"currency, sum(number) AS n WHERE account ~ '^Assets:Credits:Users:' AND date <= {END} "
+        "GROUP BY y, m, user, currency",
+    )
+    assert len(rows) == len(net) > 300
+    for year, month, user_id, currency, number in rows:
+        assert net[(f"{year}-{month:02d}", user_id, currency)] == number
+    breakage = query(
+        demo,
+        "SELECT year(date) AS y, month(date) AS m, sum(number) AS n "
+        f"WHERE account = 'Equity:Credits:Breakage' AND date <= {END} GROUP BY y, m",
+    )
+    assert {f"{y}-{m:02d}": n for y, m, n in breakage} == {
+        period: total for period, total in expired.items() if total
+    }
+
+
+def test_usage_trend_is_the_change_against_the_previous_month(demo: Ledger) -> None:
+    rows = list(REPORTS["usage"](demo, Filters(user="org-acme", commodity="CREDIT")))
+    by_period = {str(row[0]): row for row in rows}
+    for period, row in by_period.items():
+        year, month = map(int, period.split("-"))
+        before = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
+        previous = by_period[before][4] if before in by_period else 0
+        assert row[7] == row[4] - previous  # type: ignore[operator]
+
+
+def test_usage_of_one_team_member(demo: Ledger) -> None:
+    member = "dana.kim@acme.example"
+    table = REPORTS["usage"](demo, Filters(user="org-acme", member=member, date_to=END))
+    redeemed = {str(row[0]): row[4] for row in table}
+    rows = query(
+        demo,
+        "SELECT year(date) AS y, month(date) AS m, sum(number) AS n "
+        f"WHERE account ~ '^Assets:Credits:Users:' AND entry_meta('member') = '{member}' "
+        "GROUP BY y, m",
+    )
+    assert len(rows) > 5
+    assert redeemed == {f"{y}-{m:02d}": -n for y, m, n in rows}
+
+
+def consumed_by_annotations(ledger: Ledger, through: datetime.date) -> dict[str, Decimal]:
+    """Per grant: consumed minus restored through a day, from the plugin's annotations."""
+    used: dict[str, Decimal] = defaultdict(Decimal)
+    for entry in ledger.entries:
+        if entry.date > through or not isinstance(entry, data.Transaction):
+            continue
+        for posting in entry.postings:
+            meta = posting.meta or {}
+            for key, sign in (("consumed", 1), ("restored", -1)):
+                for part in str(meta.get(key) or "").split(", "):
+                    if part:
+                        grant_id, _, amount = part.rpartition(" ")
+                        used[grant_id] += sign * Decimal(amount)
+            if meta.get("repaid_overdraft"):
+                used[str(entry.meta["txn_id"])] += Decimal(meta["repaid_overdraft"])
+    return used
+
+
+@pytest.mark.parametrize("as_of", [datetime.date(2026, 3, 31), END])
+def test_expiring_remaining_amounts_agree_with_the_annotations(
+    demo: Ledger, as_of: datetime.date
+) -> None:
+    table = run("expiring", demo, Filters(date_to=as_of, days=90))
+    rows = list(table)
+    assert rows, "the demo has credits expiring in every quarter"
+    used = consumed_by_annotations(demo, as_of)
+    grants = demo.grants.grants
+    for expires, days_left, _user, grant_id, _source, granted_on, _cur, granted, left in rows:
+        assert as_of < expires <= as_of + datetime.timedelta(days=90)  # type: ignore[operator]
+        assert days_left == (expires - as_of).days  # type: ignore[operator]
+        assert granted_on <= as_of  # type: ignore[operator]
+        assert granted == grants[str(grant_id)].amount
+        assert left == granted - used[str(grant_id)]  # type: ignore[operator]
+    # Nothing left out: every grant of the engine's pass through as_of that expires in the window.
+    result = common.grants_as_of(demo, as_of)
+    due = {
+        g.id
+        for g in result.grants.values()
+        if g.remaining > 0 and g.expires and as_of < g.expires <= as_of + datetime.timedelta(90)
+    }
+    assert {str(row[3]) for row in rows} == due
