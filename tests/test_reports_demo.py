@@ -163,3 +163,63 @@ def test_expiring_remaining_amounts_agree_with_the_annotations(
         if g.remaining > 0 and g.expires and as_of < g.expires <= as_of + datetime.timedelta(90)
     }
     assert {str(row[3]) for row in rows} == due
+
+
+def outstanding_value(ledger: Ledger, through: datetime.date) -> dict[tuple[str, str], Decimal]:
+    """What the engine's grants have left after a day, valued at their unit cost."""
+    values: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for grant in common.grants_as_of(ledger, through).grants.values():
+        cost = common.unit_cost(grant)
+        basis = (grant.currency, cost[1] if cost else "free credits")
+        values[basis] += grant.remaining * (cost[0] if cost else 1)
+    return values
+
+
+def test_liability_closes_on_what_the_engine_leaves_each_month(demo: Ledger) -> None:
+    table = run("liability", demo, Filters(date_to=END))
+    rows = list(table)
+    closing: dict[str, dict[tuple[str, str], Decimal]] = defaultdict(dict)
+    previous: dict[tuple[str, str], Decimal] = {}
+    for period, currency, basis, opening, issued, redeemed, expired, close in rows:
+        key = (str(currency), str(basis))
+        assert opening == previous.get(key, 0)
+        assert close == opening + issued - redeemed - expired  # type: ignore[operator]
+        previous[key] = close  # type: ignore[assignment]
+        closing[str(period)][key] = close  # type: ignore[assignment]
+    assert len(closing) == 15
+    assert {basis for _c, basis in previous} == {"USD", "free credits"}
+    for period, values in closing.items():
+        year, month = map(int, period.split("-"))
+        month_end = min(END, datetime.date(year + month // 12, month % 12 + 1, 1) - ONE_DAY)
+        engine_values = outstanding_value(demo, month_end)
+        for key, value in values.items():
+            assert value == engine_values[key], (period, key)
+
+
+def test_rates_add_up_and_breakage_agrees_with_beanquery(demo: Ledger) -> None:
+    rows = list(run("rates", demo, Filters(date_to=END)))
+    for *_key, issued, redeemed, expired, left, r_rate, b_rate, o_rate in rows:
+        assert issued == redeemed + expired + left  # type: ignore[operator]
+        assert abs(r_rate + b_rate + o_rate - 100) <= Decimal("0.2")  # type: ignore[operator]
+    # Each dimension splits the same total.
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
+    for dimension, _group, currency, *numbers in rows:
+        for index, number in enumerate(numbers[:4]):
+            totals[(str(dimension), str(currency))][index] += number  # type: ignore[operator]
+    for currency in ("CREDIT", "SESSION"):
+        assert (
+            len({tuple(totals[(d, currency)]) for d in ("source", "segment", "cohort", "all")}) == 1
+        )
+    expired = {str(row[2]): row[5] for row in rows if row[0] == "all"}
+    breakage = query(
+        demo,
+        "SELECT currency, sum(number) AS n WHERE account = 'Equity:Credits:Breakage' "
+        f"AND date <= {END} GROUP BY currency",
+    )
+    assert expired == {currency: n for currency, n in breakage} | {
+        c: Decimal(0) for c in expired if c not in dict(breakage)
+    }
+    issued = {str(row[2]): row[3] for row in rows if row[0] == "all"}
+    assert issued["CREDIT"] > 0 and any(
+        row[0] == "source" and row[1] == "Promotion" for row in rows
+    )

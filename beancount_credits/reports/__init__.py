@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports import audit, balances, common, daily, expiring, statement, usage
+from beancount_credits.reports import (
+    audit,
+    balances,
+    common,
+    daily,
+    expiring,
+    liability,
+    rates,
+    statement,
+    usage,
+)
 from beancount_credits.reports.table import Filters, ReportError, Table
 
 Report = Callable[[Ledger, Filters], Table]
@@ -19,6 +29,8 @@ REPORTS: dict[str, Report] = {
     "balances": balances.report,
     "daily": daily.report,
     "expiring": expiring.report,
+    "liability": liability.report,
+    "rates": rates.report,
     "statement": statement.report,
     "usage": usage.report,
 }
@@ -27,7 +39,7 @@ REPORTS: dict[str, Report] = {
 # a filter is never silently ignored.
 USED_BY: dict[str, set[str]] = {
     "member": {"statement", "usage"},
-    "period": {"usage"},
+    "period": {"liability", "usage"},
     "days": {"expiring"},
 }
 
