@@ -43,7 +43,7 @@ def invoke(args: list[str]):  # type: ignore[no-untyped-def]
         ),
         (
             ["daily", HISTORY, "--member", "x@example.com"],
-            "--member does not apply to report 'daily' (it applies to: statement, usage)",
+            "--member does not apply to report 'daily' (it applies to: hybrid, statement, usage)",
         ),
         (["balances", HISTORY, "--days", "5"], "--days does not apply to report 'balances'"),
         (["usage", HISTORY, "--period", "year"], "Invalid value for '--period'"),

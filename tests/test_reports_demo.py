@@ -223,3 +223,70 @@ def test_rates_add_up_and_breakage_agrees_with_beanquery(demo: Ledger) -> None:
     assert issued["CREDIT"] > 0 and any(
         row[0] == "source" and row[1] == "Promotion" for row in rows
     )
+
+
+def test_top_ranks_consistent_users_by_median_use(demo: Ledger) -> None:
+    table = run("top", demo, Filters(date_to=END))
+    rows = list(table)
+    assert 5 <= len(rows) <= 20
+    usage: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
+    for period, user_id, currency, _e, redeemed, *_rest in run("usage", demo, Filters(date_to=END)):
+        usage[(str(user_id), str(currency))][str(period)] = redeemed  # type: ignore[assignment]
+    medians = [row[5] for row in rows]
+    assert medians == sorted(medians, reverse=True)  # type: ignore[type-var]
+    for _rank, user_id, _seg, currency, active, median, average, peak, *_tail, limit in rows:
+        used = usage[(str(user_id), str(currency))]
+        months = [used.get(f"{y}-{m:02d}", Decimal(0)) for y, m in months_of_demo()]
+        assert active == f"{sum(1 for n in months if n > 0)}/15"
+        assert sum(1 for n in months if n > 0) >= 10
+        assert median == sorted(months)[7]
+        assert average == (sum(months) / 15).quantize(Decimal("0.01"))
+        assert peak == max(months)
+        assert limit >= median and limit % 10 == 0  # type: ignore[operator]
+
+
+def months_of_demo() -> list[tuple[int, int]]:
+    return [(2025, m) for m in range(9, 13)] + [(2026, m) for m in range(1, 12)]
+
+
+def test_hybrid_payments_valued_from_the_annotations(demo: Ledger) -> None:
+    rows = list(run("hybrid", demo, Filters(date_to=END)))
+    cash_txns = query(
+        demo,
+        "SELECT entry_meta('txn_id') AS t, number WHERE entry_meta('cash') IS NOT NULL "
+        "AND account ~ '^Assets:Credits:Users:'",
+    )
+    assert sorted((str(row[1]), -row[6]) for row in rows) == sorted(cash_txns)  # type: ignore[operator]
+    # Credits value from the plugin's `consumed:` annotations and the grants' unit cost.
+    annotations = {
+        str(entry.meta["txn_id"]): str(posting.meta["consumed"])
+        for entry in demo.entries
+        if isinstance(entry, data.Transaction) and "cash" in entry.meta
+        for posting in entry.postings
+        if posting.meta and "consumed" in posting.meta
+    }
+    grants = demo.grants.grants
+    for row in rows:
+        value = Decimal(0)
+        for part in annotations[str(row[1])].split(", "):
+            grant_id, _, amount = part.rpartition(" ")
+            cost = grants[grant_id].unit_cost
+            value += Decimal(amount) * cost.number if cost else 0
+        assert row[7] == value.quantize(Decimal("0.01")), row
+        assert row[10] == (row[8] * 100 / (row[7] + row[8])).quantize(Decimal("0.1"))  # type: ignore[operator]
+    assert any(row[7] for row in rows) and any(row[3] for row in rows)
+
+
+def test_statement_of_one_team_member(demo: Ledger) -> None:
+    member = "tom.berg@acme.example"
+    table = run("statement", demo, Filters(user="org-acme", member=member, date_to=END))
+    names = [column.name for column in table.columns]
+    assert {"Member", "Session", "Order"} <= set(names)
+    rows = list(table)
+    assert rows and all(row[names.index("Member")] == member for row in rows)
+    count = query(
+        demo,
+        f"SELECT count(*) WHERE entry_meta('member') = '{member}' AND "
+        "account ~ '^Assets:Credits:Users:'",
+    )
+    assert len(rows) == count[0][0]

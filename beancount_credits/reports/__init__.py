@@ -15,9 +15,11 @@ from beancount_credits.reports import (
     common,
     daily,
     expiring,
+    hybrid,
     liability,
     rates,
     statement,
+    top,
     usage,
 )
 from beancount_credits.reports.table import Filters, ReportError, Table
@@ -29,17 +31,19 @@ REPORTS: dict[str, Report] = {
     "balances": balances.report,
     "daily": daily.report,
     "expiring": expiring.report,
+    "hybrid": hybrid.report,
     "liability": liability.report,
     "rates": rates.report,
     "statement": statement.report,
+    "top": top.report,
     "usage": usage.report,
 }
 
 # Filters only some reports read: any other report given one refuses it, so
 # a filter is never silently ignored.
 USED_BY: dict[str, set[str]] = {
-    "member": {"statement", "usage"},
-    "period": {"liability", "usage"},
+    "member": {"hybrid", "statement", "usage"},
+    "period": {"liability", "top", "usage"},
     "days": {"expiring"},
 }
 
