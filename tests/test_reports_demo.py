@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from beancount.core import data
 from beanquery import query as bql
 
 from beancount_credits.ledger import Ledger, load
-from beancount_credits.reports import REPORTS, Filters, common, run
+from beancount_credits.reports import REPORTS, Filters, common, daily, run
 from tests.conftest import DEMO
 
 END = datetime.date(2026, 11, 20)
 ONE_DAY = datetime.timedelta(days=1)
+CASES = Path(__file__).parent / "reports"
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +292,23 @@ def test_statement_of_one_team_member(demo: Ledger) -> None:
         "account ~ '^Assets:Credits:Users:'",
     )
     assert len(rows) == count[0][0]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [DEMO, CASES / "quiet.beancount", CASES / "history.beancount"],
+    ids=["demo", "quiet", "history"],
+)
+def test_daily_from_the_balance_log_equals_daily_from_the_postings(path: Path) -> None:
+    ledger = load(path)
+    assert daily.keeps_balance_log(ledger)
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    first, last = common.first_date(ledger), common.last_date(ledger)
+    assert first is not None and last is not None
+    for start in (first, first + (last - first) / 2):
+        end = last + datetime.timedelta(days=3)
+        for commodity in (None, "CREDIT"):
+            from_log = list(daily.rows_from_log(ledger, users, commodity, start, end))
+            from_postings = list(daily.daily_rows(ledger, users, commodity, start, end))
+            assert from_log == from_postings
+            assert from_log
