@@ -1,0 +1,209 @@
+"""PDF export (fpdf2; the chart with matplotlib).
+
+Page 1 carries the title, the ledger, the period, the filters used and the
+report's notes, then the chart when the table has one (drawn last, into space
+reserved on page 1, because it needs every row). The table follows, with its
+header row repeated at the top of every page and "Page n of N" at the bottom.
+
+Rows stream: the first :data:`SIZING_ROWS` rows are held to size the columns
+(and choose portrait or landscape), then every row goes straight to its page;
+text too wide for its column is cut with an ellipsis. fpdf2 keeps the pages'
+content until it writes the file, which is what a PDF file needs; the chart
+keeps only its own columns (see chart.py).
+
+Text is set in DejaVu Sans, which matplotlib ships, so any Unicode in a
+narration prints.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from beancount_credits.exports import header, stamp
+from beancount_credits.exports.chart import ChartData
+from beancount_credits.reports.table import Cell, Column, Table, format_cell
+
+SIZING_ROWS = 200  # rows read ahead to size the columns
+FONT = "DejaVu"
+FONT_SIZE = 8
+ROW_HEIGHT = 5.0  # mm
+PADDING = 1.5  # mm each side of a cell
+MAX_TEXT_SHARE = 0.45  # no text column wider than this share of the page
+CHART_HEIGHT = 150.0  # mm, at most: the chart takes what page 1 has left
+GREY = (240, 240, 240)
+
+
+def font_files() -> tuple[Path, Path]:
+    import matplotlib
+
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return fonts / "DejaVuSans.ttf", fonts / "DejaVuSans-Bold.ttf"
+
+
+class ReportPDF(FPDF):
+    """Pages with a running head, the table header repeated, and page numbers."""
+
+    def __init__(self, table: Table, ledger_name: str, orientation: str):
+        super().__init__(orientation=orientation, unit="mm", format="A4")
+        self.report = table
+        self.ledger_name = ledger_name
+        self.widths: list[float] = []
+        self.in_table = False
+        regular, bold = font_files()
+        self.add_font(FONT, "", str(regular))
+        self.add_font(FONT, "B", str(bold))
+        self.set_margins(12, 12, 12)
+        self.set_auto_page_break(True, margin=15)
+        self.set_title(table.title)
+        self.set_subject(ledger_name)
+        self.set_creator("bean-credits")
+        self.set_creation_date(stamp(table))
+
+    def header(self) -> None:
+        if self.page_no() > 1:
+            self.set_font(FONT, "", 7)
+            self.set_text_color(110)
+            self.cell(0, 4, f"{self.report.title} · {self.ledger_name}", align="L")
+            self.ln(6)
+            self.set_text_color(0)
+        if self.in_table:
+            self.table_header()
+
+    def footer(self) -> None:
+        self.set_y(-11)
+        self.set_font(FONT, "", 7)
+        self.set_text_color(110)
+        self.cell(0, 5, f"Page {self.page_no()} of {{nb}}", align="C")
+        self.set_text_color(0)
+
+    def table_header(self) -> None:
+        self.set_font(FONT, "B", FONT_SIZE)
+        self.set_fill_color(*GREY)
+        for column, width in zip(self.report.columns, self.widths, strict=True):
+            align = "R" if column.kind == "number" else "L"
+            self.cell(width, ROW_HEIGHT + 1, fit(self, column.name, width), border="B", align=align)
+        self.ln(ROW_HEIGHT + 1)
+        self.set_font(FONT, "", FONT_SIZE)
+
+    def row(self, cells: list[str], shade: bool) -> None:
+        if self.will_page_break(ROW_HEIGHT):
+            self.add_page()  # the header() of the new page repeats the table header
+        for column, width, text in zip(self.report.columns, self.widths, cells, strict=True):
+            align = "R" if column.kind == "number" else "L"
+            self.cell(width, ROW_HEIGHT, fit(self, text, width), align=align, fill=shade)
+        self.ln(ROW_HEIGHT)
+
+
+def fit(pdf: FPDF, text: str, width: float) -> str:
+    """``text`` cut with an ellipsis to fit a cell ``width`` wide."""
+    room = width - 2 * pdf.c_margin
+    if pdf.get_string_width(text) <= room:
+        return text
+    while text and pdf.get_string_width(text + "…") > room:
+        text = text[
+            : max(0, min(len(text) - 1, int(len(text) * room / (pdf.get_string_width(text) or 1))))
+        ]
+    return text + "…"
+
+
+def natural_widths(pdf: FPDF, columns: list[Column], sample: list[list[str]]) -> list[float]:
+    """Each column's width for its header and the sampled rows, in mm."""
+    widths = []
+    for index, column in enumerate(columns):
+        pdf.set_font(FONT, "B", FONT_SIZE)
+        widest = pdf.get_string_width(column.name)
+        pdf.set_font(FONT, "", FONT_SIZE)
+        for cells in sample:
+            widest = max(widest, pdf.get_string_width(cells[index]))
+        widths.append(widest + 2 * PADDING + 1)
+    return widths
+
+
+def fit_widths(natural: list[float], columns: list[Column], room: float) -> list[float]:
+    """The natural widths made to fill ``room``: text columns stretch or shrink, others stay."""
+    widths = [
+        min(width, room * MAX_TEXT_SHARE) if column.kind == "text" else width
+        for width, column in zip(natural, columns, strict=True)
+    ]
+    total = sum(widths)
+    text = [index for index, column in enumerate(columns) if column.kind == "text"]
+    if total <= room:  # spread the spare room over the columns, so the table spans the page
+        spread = text or list(range(len(widths)))
+        extra = (room - total) / sum(widths[index] for index in spread)
+        for index in spread:
+            widths[index] *= 1 + extra
+        return widths
+    fixed = sum(width for index, width in enumerate(widths) if index not in text)
+    text_total = sum(widths[index] for index in text)
+    if text and room > fixed:
+        scale = (room - fixed) / text_total
+        for index in text:
+            widths[index] *= scale
+    else:  # no text columns to shrink: shrink all
+        widths = [width * room / total for width in widths]
+    return widths
+
+
+def write_pdf(table: Table, out: BinaryIO, *, ledger_name: str) -> None:
+    rows: Iterator[list[Cell]] = iter(table.rows)
+    head = list(itertools.islice(rows, SIZING_ROWS))
+    sample = [[format_cell(cell) for cell in row] for row in head]
+    chart = ChartData(table.chart, table.columns) if table.chart else None
+
+    probe = FPDF()
+    regular, bold = font_files()
+    probe.add_font(FONT, "", str(regular))
+    probe.add_font(FONT, "B", str(bold))
+    natural = natural_widths(probe, table.columns, sample)
+    portrait_room = 210 - 24
+    orientation = "portrait" if sum(natural) <= portrait_room * 1.05 else "landscape"
+
+    pdf = ReportPDF(table, ledger_name, orientation)
+    pdf.add_page()
+    pdf.widths = fit_widths(natural, table.columns, pdf.epw)
+    pdf.set_font(FONT, "B", 16)
+    pdf.multi_cell(0, 8, table.title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(2)
+    for key, value in header(table, ledger_name):
+        pdf.set_font(FONT, "B", 9)
+        pdf.cell(24, 5, key)
+        pdf.set_font(FONT, "", 9)
+        pdf.multi_cell(0, 5, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(4)
+
+    if chart is not None:
+        top, left, width = pdf.get_y(), pdf.l_margin, pdf.epw
+        height = min(CHART_HEIGHT, pdf.h - pdf.b_margin - top - 4)
+
+        def draw_chart(document: FPDF, _outline: object) -> None:
+            if not len(chart):
+                document.set_font(FONT, "", 9)
+                document.set_xy(left, top)
+                document.cell(0, 6, "(no data to chart)")
+                return
+            png = chart.render_png(width / 25.4, height / 25.4)
+            document.image(io.BytesIO(png), x=left, y=top, w=width, h=height)
+
+        # The chart needs every row: reserve the rest of page 1, draw it at the end.
+        pdf.insert_toc_placeholder(draw_chart, pages=1, reset_page_indices=False)
+
+    pdf.in_table = True
+    pdf.table_header()
+    count = 0
+    del sample
+    for count, row in enumerate(itertools.chain(head, rows), start=1):
+        if chart is not None:
+            chart.add(row)
+        pdf.row([format_cell(cell) for cell in row], shade=count % 2 == 0)
+    if count == 0:
+        pdf.set_font(FONT, "", FONT_SIZE)
+        pdf.cell(0, ROW_HEIGHT, "(no rows)")
+    pdf.in_table = False
+    out.write(pdf.output())
