@@ -35,7 +35,6 @@ FONT = "DejaVu"
 FONT_SIZE = 8
 ROW_HEIGHT = 5.0  # mm
 PADDING = 1.5  # mm each side of a cell
-MAX_TEXT_SHARE = 0.45  # no text column wider than this share of the page
 CHART_HEIGHT = 150.0  # mm, at most: the chart takes what page 1 has left
 GREY = (240, 240, 240)
 
@@ -115,39 +114,54 @@ def fit(pdf: FPDF, text: str, width: float) -> str:
 
 def natural_widths(pdf: FPDF, columns: list[Column], sample: list[list[str]]) -> list[float]:
     """Each column's width for its header and the sampled rows, in mm."""
-    widths = []
-    for index, column in enumerate(columns):
-        pdf.set_font(FONT, "B", FONT_SIZE)
-        widest = pdf.get_string_width(column.name)
-        pdf.set_font(FONT, "", FONT_SIZE)
-        for cells in sample:
-            widest = max(widest, pdf.get_string_width(cells[index]))
-        widths.append(widest + 2 * PADDING + 1)
-    return widths
-
-
-def fit_widths(natural: list[float], columns: list[Column], room: float) -> list[float]:
-    """The natural widths made to fill ``room``: text columns stretch or shrink, others stay."""
-    widths = [
-        min(width, room * MAX_TEXT_SHARE) if column.kind == "text" else width
-        for width, column in zip(natural, columns, strict=True)
+    return [
+        max([header_width(pdf, column)] + [text_width(pdf, cells[index]) for cells in sample])
+        for index, column in enumerate(columns)
     ]
-    total = sum(widths)
+
+
+def header_width(pdf: FPDF, column: Column) -> float:
+    pdf.set_font(FONT, "B", FONT_SIZE)
+    width = pdf.get_string_width(column.name) + 2 * PADDING + 1
+    pdf.set_font(FONT, "", FONT_SIZE)
+    return width
+
+
+def text_width(pdf: FPDF, text: str) -> float:
+    return pdf.get_string_width(text) + 2 * PADDING + 1
+
+
+def fit_widths(
+    natural: list[float], minimum: list[float], columns: list[Column], room: float
+) -> list[float]:
+    """The natural widths made to fill ``room``.
+
+    When the table is too wide, the widest text columns are cut down to a
+    common cap (never below their header); dates and numbers keep their width.
+    When it is narrower, the text columns stretch so the table spans the page.
+    """
     text = [index for index, column in enumerate(columns) if column.kind == "text"]
-    if total <= room:  # spread the spare room over the columns, so the table spans the page
+    widths = list(natural)
+    if sum(widths) <= room:
         spread = text or list(range(len(widths)))
-        extra = (room - total) / sum(widths[index] for index in spread)
+        extra = (room - sum(widths)) / sum(widths[index] for index in spread)
         for index in spread:
             widths[index] *= 1 + extra
         return widths
-    fixed = sum(width for index, width in enumerate(widths) if index not in text)
-    text_total = sum(widths[index] for index in text)
-    if text and room > fixed:
-        scale = (room - fixed) / text_total
-        for index in text:
-            widths[index] *= scale
-    else:  # no text columns to shrink: shrink all
-        widths = [width * room / total for width in widths]
+
+    def capped(cap: float) -> list[float]:
+        return [
+            min(width, max(cap, minimum[index])) if index in text else width
+            for index, width in enumerate(widths)
+        ]
+
+    low, high = 0.0, max(widths)
+    for _ in range(40):  # bisect the cap to a fraction of a millimetre
+        middle = (low + high) / 2
+        low, high = (middle, high) if sum(capped(middle)) <= room else (low, middle)
+    widths = capped(low)
+    if sum(widths) > room:  # even the headers do not fit: shrink everything alike
+        widths = [width * room / sum(widths) for width in widths]
     return widths
 
 
@@ -167,7 +181,8 @@ def write_pdf(table: Table, out: BinaryIO, *, ledger_name: str) -> None:
 
     pdf = ReportPDF(table, ledger_name, orientation)
     pdf.add_page()
-    pdf.widths = fit_widths(natural, table.columns, pdf.epw)
+    minimum = [header_width(probe, column) for column in table.columns]
+    pdf.widths = fit_widths(natural, minimum, table.columns, pdf.epw)
     pdf.set_font(FONT, "B", 16)
     pdf.multi_cell(0, 8, table.title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
