@@ -38,6 +38,7 @@ PADDING = 1.5  # mm each side of a cell
 BASELINE = 3.5  # mm from a row's top to its text's baseline
 CHART_HEIGHT = 150.0  # mm, at most: the chart takes what page 1 has left
 GREY = (240, 240, 240)
+PAGES_ALIAS = "{pages-total}"
 
 
 def font_files() -> tuple[Path, Path]:
@@ -68,6 +69,8 @@ class ReportPDF(FPDF):
         self.set_subject(ledger_name)
         self.set_creator("bean-credits")
         self.set_creation_date(stamp(table))
+        # Room for a page count of any width (fpdf2 warns when "{nb}" is narrower).
+        self.alias_nb_pages(PAGES_ALIAS)
 
     def header(self) -> None:
         if self.page_no() > 1:
@@ -83,7 +86,7 @@ class ReportPDF(FPDF):
         self.set_y(-11)
         self.set_font(FONT, "", 7)
         self.set_text_color(110)
-        self.cell(0, 5, f"Page {self.page_no()} of {{nb}}", align="C")
+        self.cell(0, 5, f"Page {self.page_no()} of {PAGES_ALIAS}", align="C")
         self.set_text_color(0)
 
     def table_header(self) -> None:
