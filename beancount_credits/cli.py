@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import click
 from beancount.core import data
 
-from beancount_credits import __version__, daily, engine, provenance, verify, write
+from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports import run as run_report
@@ -62,6 +64,18 @@ def main() -> None:
 @click.option(
     "--allow-errors", is_flag=True, help="Report even if the ledger has errors (they are listed)."
 )
+@click.option(
+    "--format",
+    "fmt",
+    metavar="|".join(exports.FORMATS),
+    help="Output format (default: from the -o suffix, else text).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE (atomically) instead of standard output.",
+)
 def report(
     name: str,
     ledger: Path,
@@ -77,6 +91,8 @@ def report(
     sort_field: str | None,
     desc: bool,
     allow_errors: bool,
+    fmt: str | None,
+    output: Path | None,
 ) -> None:
     """Print report NAME of LEDGER.
 
@@ -88,6 +104,7 @@ def report(
     """
     if name not in REPORTS:
         raise click.UsageError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    fmt = check_output(fmt, output)
     if date_to is None:
         # The edge of the system decides what "now" is; the engine never does.
         date_to = datetime.date.today()
@@ -109,9 +126,40 @@ def report(
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
         table = run_report(name, loaded, filters)
-        render_text(table, sys.stdout)
-    except (ReportError, LedgerError) as exc:
+        write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options))
+    except (ReportError, LedgerError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def check_output(fmt: str | None, output: Path | None) -> str:
+    """The export format asked for (explicitly, or by the -o suffix); refuse bad ones early."""
+    if fmt is None:
+        fmt = (exports.format_of(output) if output else None) or "text"
+    try:
+        exports.check_format(fmt)
+    except exports.ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None and exports.is_binary(fmt) and sys.stdout.isatty():
+        raise click.ClickException(
+            f"{fmt} is a binary format: not writing it to a terminal; use -o FILE"
+        )
+    return fmt
+
+
+def write_report(table, fmt: str, output: Path | None, ledger_name: str) -> None:  # type: ignore[no-untyped-def]
+    """The report to ``output``, or to standard output once it is complete."""
+    if output is not None:
+        exports.export_file(table, fmt, output, ledger_name=ledger_name)
+    elif fmt == "text":
+        render_text(table, sys.stdout)
+    else:
+        # Spool to disk first: a report that fails half-way prints nothing.
+        with tempfile.TemporaryFile() as spool:
+            exports.export(table, fmt, spool, ledger_name=ledger_name)
+            spool.seek(0)
+            sys.stdout.flush()
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
 
 
 @main.command("close-day")
