@@ -113,7 +113,7 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
     try:
         with write.ledger_lock(ledger):
-            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
             planned = daily.plan(loaded, day)
             changes = daily.changes(loaded, planned)
             message = f"close-day {day}: {planned.summary()}"
@@ -123,6 +123,7 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
                 changes,
                 message=message,
                 commit=commit,
+                prepared=loaded.prepared,
             )
     except write.WriteError as exc:
         raise click.ClickException(str(exc)) from None
@@ -134,10 +135,12 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         click.echo(f"  committed {result.commit[:12]}")
 
 
-def load_or_fail(path: Path, allow_errors: bool, cache: bool = True):  # type: ignore[no-untyped-def]
+def load_or_fail(  # type: ignore[no-untyped-def]
+    path: Path, allow_errors: bool, cache: bool = True, for_write: bool = False
+):
     """Load the ledger; its errors stop the command unless allowed."""
     try:
-        loaded = load(path, cache=cache)
+        loaded = load(path, cache=cache, for_write=for_write)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
     if loaded.errors:
