@@ -258,7 +258,7 @@ def notify(
             click.echo("\n".join(notifier.explain(loaded, explain_user, day, off)))
             return
         with write.ledger_lock(ledger):
-            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
             _conf, plan = notifier.prepare(loaded, day)
             sendable = [item for item in plan.todo if item.channel not in off]
             click.echo(
@@ -285,6 +285,7 @@ def notify(
                 changes,
                 message=f"notify {day}: {delivered} delivered, {failed} failed",
                 commit=commit,
+                prepared=loaded.prepared,
             )
     except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -336,7 +337,7 @@ def topup_command(
     folder = outbox or notifier.default_outbox(ledger)
     try:
         with write.ledger_lock(ledger):
-            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
             conf = settings.of(loaded)
             if conf.errors:
                 raise notifier.NotifyError(notifier._settings_errors(conf))
@@ -362,6 +363,7 @@ def topup_command(
                 changes,
                 message=f"topup {now:%Y-%m-%d %H:%M}: {len(requests)} request(s)",
                 commit=commit,
+                prepared=loaded.prepared,
             )
             # Every open request has its outbox file, including one whose file a
             # crash after the ledger write kept from being written.
