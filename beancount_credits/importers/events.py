@@ -262,11 +262,12 @@ def _nonzero(value: Any) -> Decimal:
     return number
 
 
-def _priority(value: Any) -> int:
+def _priority(value: Any) -> Decimal:
+    """A whole number, kept as the Decimal Beancount reads ``priority: 10`` as."""
     number = parse_number(value)
     if number != number.to_integral_value():
         raise ValueError(f"{number} is not a whole number")
-    return int(number)
+    return number
 
 
 def _choice(options: tuple[str, ...]):  # type: ignore[no-untyped-def]

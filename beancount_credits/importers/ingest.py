@@ -393,11 +393,13 @@ def _import_locked(
             if not exc.args[0].startswith("the ledger would have"):
                 raise  # refused before the check (git), not about the rows
             by_row, rest = trace(exc.details, batch_path, starts, planned)
-            if rest or not by_row:
+            if not by_row:
+                # Nothing traced to a row (e.g. a back-dated event breaks a later entry
+                # or a recorded balance): no row to reject, so nothing to retry.
                 raise ImportFailed(
                     f"{source.name}: the ledger would have {len(exc.details)} error(s) "
                     "after this import; nothing was imported",
-                    rejected + _lines(source, by_row, planned) + rest,
+                    rejected + rest,
                 ) from None
             by_row = first_overdraws(by_row, planned)
             rejected += _lines(source, by_row, planned)

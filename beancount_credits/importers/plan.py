@@ -293,14 +293,15 @@ class _Planner:
             self.batch_ids.add(event.id)
             self.new += 1
             return []
-        changed = {key: value for key, value in given.items() if state.fields.get(key) != value}
+        current = {"credit_limit": Decimal(0), **state.fields}  # no limit is a limit of 0
+        changed = {key: value for key, value in given.items() if current.get(key) != value}
         if "credit_limit" in changed:
             return [
                 Problem(
                     "credit_limit",
                     f"user {event.user!r} exists; the grant engine reads credit_limit from "
                     f"the wallet's open directive only, so change it there by hand "
-                    f"(it is {state.fields.get('credit_limit', 0)})",
+                    f"(it is {current['credit_limit']})",
                 )
             ]
         if not changed:

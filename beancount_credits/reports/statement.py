@@ -1,7 +1,9 @@
 """``statement``: one user's history, line by line, with the running balance.
 
 Columns: Transaction ID | Date | Description | Earned | Redeemed | Expired |
-Balance (and Credit type when the user holds several). The kind of a line
+Balance (and Credit type when the user holds several; Pending when a
+redemption is still pending, flagged ``!``: it counts against the balance
+but shows apart from what is settled). The kind of a line
 follows from its counter-account (DESIGN.md): income is earned, expenses are
 redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
 openings) count as earned when positive and redeemed when negative. Reversals
@@ -46,7 +48,16 @@ def description(entry: data.Transaction) -> str:
 class Line:
     """One statement line: a transaction's effect on the user in one credit type."""
 
-    __slots__ = ("balance", "commodity", "date", "description", "kind", "number", "txn_id")
+    __slots__ = (
+        "balance",
+        "commodity",
+        "date",
+        "description",
+        "kind",
+        "number",
+        "pending",
+        "txn_id",
+    )
 
     def __init__(
         self,
@@ -57,7 +68,9 @@ class Line:
         kind: str,
         number: Decimal,
         balance: Decimal,
+        pending: bool = False,
     ):
+        self.pending = pending
         self.txn_id = txn_id
         self.date = date
         self.description = text
@@ -107,6 +120,7 @@ def statement_lines(ledger: Ledger, account: str, filters: Filters) -> Iterator[
                 kind,
                 number,
                 balances[currency],
+                pending=entry.flag == "!",
             )
     if not opened and filters.date_from is not None:
         yield from opening_lines(balances, filters)
@@ -126,13 +140,16 @@ def opening_lines(balances: dict[str, Decimal], filters: Filters) -> Iterator[Li
         )
 
 
-def row(line: Line, with_commodity: bool) -> list[Cell]:
+def row(line: Line, with_commodity: bool, with_pending: bool = False) -> list[Cell]:
     earned = line.number if line.kind == "earned" else None
-    redeemed = -line.number if line.kind == "redeemed" else None
+    redeemed = -line.number if line.kind == "redeemed" and not line.pending else None
+    pending = -line.number if line.kind == "redeemed" and line.pending else None
     expired = -line.number if line.kind == "expired" else None
     cells: list[Cell] = [line.txn_id, line.date, line.description]
     if with_commodity:
         cells.append(line.commodity)
+    if with_pending:
+        return [*cells, earned, redeemed, pending, expired, line.balance]
     return [*cells, earned, redeemed, expired, line.balance]
 
 
@@ -149,10 +166,23 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     columns += [
         Column("Earned", "number"),
         Column("Redeemed", "number"),
+    ]
+    pending = [line for line in lines if line.pending and line.kind == "redeemed"]
+    if pending:
+        columns.append(Column("Pending", "number"))
+    columns += [
         Column("Expired", "number"),
         Column("Balance", "number"),
     ]
     title = f"Statement of {user.user_id}"
     if filters.date_to is not None:
         title += f" through {filters.date_to}"
-    return Table(title, columns, [row(line, with_commodity) for line in lines], filters)
+    notes = []
+    if pending:
+        total = sum((-line.number for line in pending), ZERO)
+        notes.append(
+            f"Pending: {len(pending)} redemption(s), {total} credits booked but not settled yet "
+            "(flag !); the Balance already counts them."
+        )
+    rows = [row(line, with_commodity, bool(pending)) for line in lines]
+    return Table(title, columns, rows, filters, notes=notes)

@@ -761,7 +761,8 @@ plugin "beancount_credits.plugins.daily_balances"
 plugin "beancount_credits.plugins.policy"
 
 include "accounts.beancount"
-{includes}
+{includes}include "fava-import.beancount"
+
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
 """
