@@ -58,7 +58,8 @@ class EventsImporter(beangulp.Importer):
 
     def _text(self, filepath: str) -> str | None:
         try:
-            return Path(filepath).read_text(encoding="utf-8")
+            with open(filepath, encoding="utf-8", newline="") as handle:
+                return handle.read()
         except (OSError, UnicodeDecodeError):
             return None
 

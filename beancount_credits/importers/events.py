@@ -67,9 +67,8 @@ _AMOUNT_RE = re.compile(
 )
 _CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
 _SOURCE_RE = re.compile(r"^[A-Z][A-Za-z0-9-]*$")
-# Characters Beancount's lexer does not take inside a string (it would end the
-# file or the token): NUL and the other C0 controls except tab, newline, CR.
-_UNWRITABLE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Lone surrogates (JSON can spell them, "\ud800") are not text: no UTF-8 file holds them.
+_UNWRITABLE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +132,9 @@ def read_rows(text: str, fmt: str) -> Iterator[Row | tuple[int, Problem]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a record: str.splitlines would also split at U+2028 and
+    # the like, which JSON leaves unescaped inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -189,10 +190,14 @@ def _text(value: Any) -> str:
 
 
 def writable(value: str) -> str:
-    """``value`` if Beancount can hold it in a string literal, else ValueError."""
+    """``value`` if a UTF-8 ledger file can hold it, else ValueError.
+
+    Any other character is fine: :func:`beancount_credits.write.quote` escapes
+    what would end the string literal, and Beancount reads the rest verbatim.
+    """
     bad = _UNWRITABLE_RE.search(value)
     if bad:
-        raise ValueError(f"holds control character U+{ord(bad.group()):04X}")
+        raise ValueError(f"holds a lone surrogate U+{ord(bad.group()):04X}, not text")
     return value
 
 

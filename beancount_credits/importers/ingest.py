@@ -110,7 +110,9 @@ def source_of(events: Events, fmt: str | None) -> Source:
             return Source("<stdin>", fmt or sniff_format("", text), text)
         path = Path(events)
         try:
-            text = path.read_text(encoding="utf-8")
+            # newline="": a CR inside a quoted CSV field is data, not a line end.
+            with path.open(encoding="utf-8", newline="") as handle:
+                text = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ImportFailed(f"cannot read {path}: {exc}") from None
         return Source(str(path), fmt or sniff_format(path.name, text), text, path=path)
@@ -273,7 +275,7 @@ def trace(
 def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> None:
     """The rejected records, in the input's own format, so they can be fixed and re-imported."""
     rows = {row.line: row for row in source.rows() if isinstance(row, Row)}
-    raw = (source.text or "").splitlines()
+    raw = (source.text or "").split("\n")
     out = io.StringIO()
     if source.fmt == "csv":
         header = next(csv.reader(io.StringIO(source.text or ""))) if source.text else []
