@@ -20,7 +20,6 @@ refused with a message pointing at ``bean-credits import``.
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import beangulp
 from beancount.core import data
