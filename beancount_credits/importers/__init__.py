@@ -27,7 +27,7 @@ from beancount.core import data
 from beancount_credits.config import CreditsConfig
 from beancount_credits.importers.events import Row, read_rows, sniff_format
 from beancount_credits.importers.ingest import ImportFailed, ImportResult, describe, import_events
-from beancount_credits.importers.plan import LedgerIndex, Plan, plan
+from beancount_credits.importers.plan import LedgerIndex, Plan, plan_batch
 
 __all__ = [
     "CsvImporter",
@@ -87,7 +87,7 @@ class EventsImporter(beangulp.Importer):
         if text is None:
             raise ImportFailed(f"cannot read {filepath}")
         index = LedgerIndex.from_entries(existing or [], self.config)
-        result = plan(index, read_rows(text, self.fmt), self.timezone)
+        result = plan_batch(index, read_rows(text, self.fmt), self.timezone)
         if strict:
             lines = [
                 describe(filepath, line, problem, result)

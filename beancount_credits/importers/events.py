@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import functools
 import io
 import json
 import re
@@ -321,6 +322,16 @@ PARSERS = {
 }
 
 
+@functools.lru_cache(maxsize=65536)
+def _unmappable(user_id: str) -> str | None:
+    """Why a user id has no account name, or None (cached: a batch repeats its users)."""
+    try:
+        user_component(user_id)
+    except UserIdError as exc:
+        return str(exc)
+    return None
+
+
 def parse_event(row: Row, timezone: zoneinfo.ZoneInfo | None = None) -> Event | list[Problem]:
     """The row as an event, or every problem with it."""
     fields = {key: value for key, value in row.fields.items() if value is not None}
@@ -358,10 +369,9 @@ def parse_event(row: Row, timezone: zoneinfo.ZoneInfo | None = None) -> Event | 
         except ValueError as exc:
             problems.append(Problem(name, str(exc)))
     if "user" in parsed:
-        try:
-            user_component(parsed["user"])
-        except UserIdError as exc:
-            problems.append(Problem("user", f"cannot be mapped to an account: {exc}"))
+        unmappable = _unmappable(parsed["user"])
+        if unmappable:
+            problems.append(Problem("user", f"cannot be mapped to an account: {unmappable}"))
     if "id" in parsed and not parsed["id"].strip():
         problems.append(Problem("id", "is empty"))
     commodity = str(parsed.pop("commodity", "CREDIT")).strip()

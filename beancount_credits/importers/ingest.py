@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gc
 import hashlib
 import io
 import json
@@ -351,6 +352,8 @@ def import_events(
             return _import_locked(main, source, rows, commit, skip_invalid, rejects, zone)
     except write.WriteError as exc:
         raise ImportFailed(exc.args[0], exc.details) from None
+    finally:
+        gc.unfreeze()
 
 
 def _import_locked(
@@ -372,11 +375,19 @@ def _import_locked(
     entries, options = parse_ledger(main)
     config = find_config(options)
     files = write.ledger_files(main, options)
+    index = planning.LedgerIndex.from_entries(entries, config)
+    # The parsed entries are not needed beyond the index: free them before the
+    # staged check loads the ledger again (peak memory).
+    del entries
+    # The index and the rows live through the whole import: keep the collector
+    # from walking them again and again (import_events unfreezes).
+    gc.freeze()
     skip: set[int] = set()
     rejected: list[str] = []
-    for _attempt in range(_MAX_RETRIES):
-        index = planning.LedgerIndex.from_entries(entries, config)
-        planned = planning.plan(index, rows, zone, frozenset(skip))
+    for attempt in range(_MAX_RETRIES):
+        if attempt:  # planning changed the index; a retry starts from the text again
+            index = planning.LedgerIndex.from_entries(parse_ledger(main)[0], config)
+        planned = planning.plan_batch(index, rows, zone, frozenset(skip))
         if planned.problems:
             rejected += _lines(source, planned.problems, planned)
             skip |= set(planned.problems)

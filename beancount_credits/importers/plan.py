@@ -1,6 +1,6 @@
 """From validated events to ledger entries: the pure part of an import.
 
-:func:`plan` takes what the ledger already holds (a :class:`LedgerIndex`,
+:func:`plan_batch` takes what the ledger already holds (a :class:`LedgerIndex`,
 built from parsed or loaded entries) and a batch of rows, and returns the
 :class:`Plan`: the new entries (wallet and account ``open``s, transactions,
 ``custom`` records), the edits of entries already in the text (a pending
@@ -192,7 +192,7 @@ class _Planner:
         self.batch_refs: dict[str, TxnRef] = {}
         self.batch_ids: set[str] = set()
         self.edits: list[Edit] = []
-        self.edited: dict[str, Edit] = {}  # by txn_id: at most one flip per entry
+        self.new_wallets: dict[str, str] = {}  # user id -> wallet this batch opens
         self.new = 0
         self.already = 0
 
@@ -224,7 +224,9 @@ class _Planner:
         state = self.index.users.get(event.user)
         if state is not None:
             return state.account
-        account = user_account(event.user, self.config.users)
+        account = self.new_wallets.get(event.user)
+        if account is None:
+            account = self.new_wallets[event.user] = user_account(event.user, self.config.users)
         if account not in self.opens:
             self.opens[account] = data.Open(
                 self.meta(event, user_id=event.user), event.date, account, None, None
@@ -574,7 +576,7 @@ class _Planner:
         return []
 
 
-def plan(
+def plan_batch(
     index: LedgerIndex,
     rows: Iterable[Row | tuple[int, Problem]],
     timezone: Any = None,
