@@ -444,5 +444,61 @@ def topup_command(
         click.echo(f"  committed {result.commit[:12]}")
 
 
+@main.command("import")
+@LEDGER
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: from the file."
+)
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows; write the rejects.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --skip-invalid writes rejected rows (default: <input>.rejects.<ext>).",
+)
+@click.option("--timezone", help="Ledger dates are days in this zone (default: UTC).")
+@click.option("--commit", is_flag=True, help="Commit each batch to git.")
+def import_command(
+    ledger: Path,
+    files: tuple[str, ...],
+    fmt: str | None,
+    skip_invalid: bool,
+    rejects: Path | None,
+    timezone: str | None,
+    commit: bool,
+) -> None:
+    """Import platform event exports (CSV or JSON Lines; - reads stdin) into LEDGER.
+
+    Each FILE is one batch, all or nothing: a bad row and nothing of that
+    file is written (every bad row is listed). Events already in the ledger
+    (by id) are skipped.
+    """
+    from beancount_credits.importers import ImportFailed, import_events
+
+    for name in files:
+        try:
+            result = import_events(
+                ledger,
+                name,
+                fmt=fmt,
+                commit=commit,
+                skip_invalid=skip_invalid,
+                rejects=rejects,
+                timezone=timezone,
+            )
+        except ImportFailed as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(result.summary())
+        for line in result.rejected:
+            click.echo(f"  rejected {line}")
+        if result.rejects_file is not None:
+            click.echo(f"  wrote rejects to {result.rejects_file}")
+        root = ledger.resolve().parent
+        for path in result.written:
+            click.echo(f"  wrote {path.resolve().relative_to(root)}")
+        if result.commit:
+            click.echo(f"  committed {result.commit[:12]}")
+
+
 if __name__ == "__main__":
     main()

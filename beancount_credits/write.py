@@ -151,11 +151,31 @@ def render_balance(entry: data.Balance) -> str:
     return head + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
 
 
+def render_open(entry: data.Open) -> str:
+    head = f"{entry.date.isoformat()} open {entry.account}"
+    for currency in entry.currencies or ():
+        head += f" {check_currency(currency)}"
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
+def render_custom(entry: data.Custom) -> str:
+    """A ``custom`` directive; its values are plain Python values or Beancount's (value, type)."""
+    values = [value[0] if isinstance(value, tuple) else value for value in entry.values]
+    head = " ".join(
+        [entry.date.isoformat(), "custom", quote(entry.type), *map(render_value, values)]
+    )
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
 def render(entry: data.Directive) -> str:
     if isinstance(entry, data.Transaction):
         return render_transaction(entry)
     if isinstance(entry, data.Balance):
         return render_balance(entry)
+    if isinstance(entry, data.Open):
+        return render_open(entry)
+    if isinstance(entry, data.Custom):
+        return render_custom(entry)
     raise WriteError(f"cannot write a {type(entry).__name__} directive")
 
 

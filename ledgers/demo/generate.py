@@ -763,7 +763,8 @@ plugin "beancount_credits.plugins.settings"
 
 include "accounts.beancount"
 include "settings.beancount"
-{includes}
+{includes}include "fava-import.beancount"
+
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
 include "queries.beancount"
