@@ -421,8 +421,12 @@ def topup_command(
                     )
             if dry_run:
                 return
-            texts = [(request.date, topup.render_request(request)) for request in requests]
-            changes = records.month_changes(loaded, records.TOPUP_DIR, texts, "Top-up requests")
+            changes = records.month_changes(
+                loaded,
+                records.TOPUP_DIR,
+                [topup.request_record(r) for r in requests],
+                "Top-up requests",
+            )
             result = write.apply(
                 ledger,
                 write.ledger_files(ledger, loaded.options),

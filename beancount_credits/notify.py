@@ -40,6 +40,8 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 
+from beancount.core import data
+
 from beancount_credits import alerts, channels, records, settings, topup, write
 from beancount_credits.ledger import Ledger
 
@@ -188,12 +190,10 @@ def deliver(
     return outcomes
 
 
-def render_record(outcome: Outcome, date: datetime.date) -> str:
+def delivery_record(outcome: Outcome, date: datetime.date) -> data.Custom:
+    """The ``credits-notification`` directive that records one delivery attempt."""
     alert = outcome.delivery.alert
-    return records.render_custom(
-        date,
-        records.NOTIFICATION,
-        [alert.user_id],
+    return data.Custom(
         {
             "notification": alert.id,
             "alert": alert.kind,
@@ -204,14 +204,17 @@ def render_record(outcome: Outcome, date: datetime.date) -> str:
             "attempts": outcome.attempts,
             "sent_at": outcome.sent_at,
         },
+        date,
+        records.NOTIFICATION,
+        [alert.user_id],
     )
 
 
 def record_changes(
     ledger: Ledger, outcomes: list[Outcome], date: datetime.date
 ) -> list[write.FileChange]:
-    texts = [(date, render_record(outcome, date)) for outcome in outcomes]
-    return records.month_changes(ledger, records.NOTIFY_DIR, texts, "Notification deliveries")
+    entries = [delivery_record(outcome, date) for outcome in outcomes]
+    return records.month_changes(ledger, records.NOTIFY_DIR, entries, "Notification deliveries")
 
 
 # --- explain -------------------------------------------------------------------------

@@ -38,10 +38,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from beancount.core import amount as amount_lib
@@ -55,43 +53,18 @@ NOTIFY_DIR = "notify"
 TOPUP_DIR = "topup"
 
 
-def render_custom(
-    date: datetime.date, type_: str, values: Sequence[Any], meta: dict[str, Any]
-) -> str:
-    """A ``custom`` directive as Beancount text; every string is escaped."""
-    parts = [date.isoformat(), "custom", write.quote(type_)]
-    for value in values:
-        parts.append(write.render_value(value))
-    lines = [" ".join(parts), *write.render_meta(meta, "  ")]
-    return "\n".join(lines) + "\n"
-
-
 def month_changes(
-    ledger: Any, folder: str, dated_texts: Iterable[tuple[datetime.date, str]], what: str
+    ledger: Any, folder: str, entries: Sequence[data.Custom], what: str
 ) -> list[write.FileChange]:
-    """Append rendered directives to ``<folder>/YYYY/MM.beancount``, adding the include once."""
-    root = ledger.path.resolve().parent
-    included = {Path(name).resolve() for name in ledger.options.get("include", [])}
-    by_month: dict[Path, list[str]] = defaultdict(list)
-    for date, text in dated_texts:
-        by_month[root / folder / f"{date.year:04d}" / f"{date.month:02d}.beancount"].append(text)
-    result = []
-    for path, texts in sorted(by_month.items()):
-        if path in included:
-            text = path.read_text(encoding="utf-8")
-            if text and not text.endswith("\n"):
-                text += "\n"
-        else:
-            text = f"; {what} for {path.parent.name}-{path.stem}, written by bean-credits.\n"
-        text += "".join("\n" + item for item in texts)
-        result.append(write.FileChange(path, text))
-    main_text = ledger.path.read_text(encoding="utf-8")
-    include = f'include "{folder}/*/*.beancount"'
-    if result and include not in main_text:
-        separator = "" if main_text.endswith("\n") else "\n"
-        main_text += f"{separator}\n; {what} (bean-credits).\n{include}\n"
-        result.append(write.FileChange(ledger.path, main_text))
-    return result
+    """Append records to ``<folder>/YYYY/MM.beancount`` (:func:`write.month_files`)."""
+    return write.month_files(
+        ledger.path,
+        ledger.options,
+        folder,
+        entries,
+        what + " for {month}, written by bean-credits.",
+        f"{what} (bean-credits).",
+    )
 
 
 # --- Reading back -------------------------------------------------------------------

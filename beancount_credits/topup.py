@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from beancount.core import amount as amount_lib
+from beancount.core import data
 
 from beancount_credits import records, settings, write
 from beancount_credits.alerts import balances_as_of
@@ -260,12 +261,10 @@ def request_meta(request: records.TopUpRequest) -> dict[str, object]:
     }
 
 
-def render_request(request: records.TopUpRequest) -> str:
-    return records.render_custom(
-        request.date,
-        records.TOPUP,
-        [request.user_id, "requested"],
-        request_meta(request),
+def request_record(request: records.TopUpRequest) -> data.Custom:
+    """The ``credits-topup ... "requested"`` directive that records a request."""
+    return data.Custom(
+        request_meta(request), request.date, records.TOPUP, [request.user_id, "requested"]
     )
 
 

@@ -224,6 +224,46 @@ def ledger_files(main: Path, options: dict[str, Any]) -> list[Path]:
     return files or [main.resolve()]
 
 
+def month_files(
+    main: Path,
+    options: dict[str, Any],
+    folder: str,
+    entries: Sequence[data.Directive],
+    header: str,
+    include_comment: str,
+) -> list[FileChange]:
+    """Append ``entries`` to ``<folder>/YYYY/MM.beancount`` by date; include the glob once.
+
+    The month files of close-day's log, the notification records and the
+    top-up requests. ``header`` (with ``{month}`` for ``YYYY-MM``) starts a new
+    file; a file on disk that the ledger does not include yet (a crash before
+    the include was added) is rewritten, not appended to.
+    """
+    root = main.resolve().parent
+    included = {Path(name).resolve() for name in options.get("include", [])}
+    by_month: dict[Path, list[data.Directive]] = {}
+    for entry in sorted(entries, key=lambda entry: entry.date):  # stable: keeps their order
+        path = root / folder / f"{entry.date.year:04d}" / f"{entry.date.month:02d}.beancount"
+        by_month.setdefault(path, []).append(entry)
+    result = []
+    for path, month in sorted(by_month.items()):
+        if path in included:
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+        else:
+            text = "; " + header.format(month=f"{path.parent.name}-{path.stem}") + "\n"
+        text += "".join("\n" + render(entry) for entry in month)
+        result.append(FileChange(path, text))
+    main_text = main.read_text(encoding="utf-8")
+    include = f'include "{folder}/*/*.beancount"'
+    if result and include not in main_text:
+        separator = "" if main_text.endswith("\n") else "\n"
+        main_text += f"{separator}\n; {include_comment}\n{include}\n"
+        result.append(FileChange(main, main_text))
+    return result
+
+
 def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
     """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
     main = main.resolve()

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notifykit import FIXTURE, append, cli, copy_ledger, topup_failed, topup_succeeded
 
-from beancount_credits import records, topup
+from beancount_credits import records, topup, write
 from beancount_credits import settings as settings_lib
 from beancount_credits.ledger import Ledger, load
 
@@ -221,7 +221,7 @@ def test_no_more_top_ups_than_the_guards_allow(
                 wait = datetime.timedelta(hours=backoff_hours) * 2 ** (streak - 1)
                 assert now >= failed_at + wait, "backoff not respected"
             made.append(request)
-            entries += parse(topup.render_request(request))
+            entries += parse(write.render(topup.request_record(request)))
             answer = answers[(len(made) - 1) % len(answers)]
             if answer == "fail":
                 entries += parse(failure(now, request, "declined"))
