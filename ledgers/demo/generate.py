@@ -764,6 +764,8 @@ include "accounts.beancount"
 {includes}
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
+; The Credit Balance History page (Fava extension) and Fava's options for credits:
+include "fava.beancount"
 """
 
 
