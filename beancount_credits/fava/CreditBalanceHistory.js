@@ -103,15 +103,18 @@ function drawChart(box, legend, daily) {
   const sx = (x) => L + (x1 === x0 ? (W - L - R) / 2 : ((x - x0) / (x1 - x0)) * (W - L - R));
   const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": daily.title, class: "cbh-svg" });
-  for (const value of [y0, 0, y1].filter((v, i, a) => a.indexOf(v) === i)) {
-    chart.append(svg("line", { x1: L, x2: W - R, y1: sy(value), y2: sy(value), class: "axis" }));
+  const step = niceStep((y1 - y0) / 4);
+  y0 = Math.floor(y0 / step) * step;
+  y1 = Math.ceil(y1 / step) * step;
+  for (let value = y0; value <= y1 + step / 2; value += step) {
+    chart.append(svg("line", { x1: L, x2: W - R, y1: sy(value), y2: sy(value), class: value === 0 ? "axis zero" : "axis" }));
     const label = svg("text", { x: L - 6, y: sy(value) + 4, "text-anchor": "end" });
     label.textContent = String(value);
     chart.append(label);
   }
-  const first = new Date(x0).toISOString().slice(0, 10), last = new Date(x1).toISOString().slice(0, 10);
-  for (const [x, text, anchor] of [[x0, first, "start"], [x1, last, "end"]]) {
-    const label = svg("text", { x: sx(x), y: H - 8, "text-anchor": anchor });
+  for (const [x, text] of monthTicks(x0, x1)) {
+    chart.append(svg("line", { x1: sx(x), x2: sx(x), y1: H - B, y2: H - B + 4, class: "axis" }));
+    const label = svg("text", { x: sx(x), y: H - 8, "text-anchor": "middle" });
     label.textContent = text;
     chart.append(label);
   }
@@ -125,7 +128,7 @@ function drawChart(box, legend, daily) {
     chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "cbh-line" }));
     for (const [x, y, date, balance] of points) {
       const dot = svg("circle", {
-        cx: sx(x), cy: sy(y), r: points.length > 200 ? 1.5 : 3, fill: color,
+        cx: sx(x), cy: sy(y), r: points.length > 120 ? 1.5 : 3, fill: color,
         class: "cbh-point", "data-date": date, "data-balance": balance, "data-type": type,
       });
       const title = svg("title");
@@ -136,6 +139,29 @@ function drawChart(box, legend, daily) {
     legend.append(el("span", { style: `--swatch: ${color}` }, [type]));
   }
   box.append(chart);
+}
+
+/** 1, 2 or 5 times a power of ten, at least ``raw``. */
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  return [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+}
+
+/** Month starts between two timestamps, at most eight of them, as [time, label]. */
+function monthTicks(x0, x1) {
+  const ticks = [];
+  const d = new Date(x0);
+  let t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  while (t <= x1) {
+    const m = new Date(t);
+    ticks.push([t, `${m.getUTCFullYear()}-${String(m.getUTCMonth() + 1).padStart(2, "0")}`]);
+    t = Date.UTC(m.getUTCFullYear(), m.getUTCMonth() + 1, 1);
+  }
+  if (!ticks.length) {
+    return [[x0, new Date(x0).toISOString().slice(0, 10)], [x1, new Date(x1).toISOString().slice(0, 10)]];
+  }
+  const every = Math.ceil(ticks.length / 8);
+  return ticks.filter((_, i) => i % every === 0);
 }
 
 class Page {
