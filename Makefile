@@ -45,5 +45,9 @@ demo-ledger: $(VENV)/.installed
 bench-plugins: $(VENV)/.installed
 	$(BIN)/python bench/bench_plugins.py
 
+## Fava's load with and without the credits page, and the page's server time (100k).
+bench-fava: $(VENV)/.installed
+	$(BIN)/python bench/bench_fava.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -105,22 +105,25 @@ def ledger_from_entries(
 def grants_as_of(ledger: Ledger, as_of: datetime.date) -> engine.EngineResult:
     """The grant engine's state at the end of ``as_of``.
 
-    When nothing in the ledger is dated after ``as_of`` this is the ledger's own
-    grant ledger (computed once); otherwise the engine runs over the entries up
-    to that day.
+    The engine runs over the entries up to that day (all of them when nothing
+    is dated later). The end state and the last few earlier days are kept on
+    the Ledger: a page asks for the same day several times.
     """
     entries = ledger.entries
-    if not entries or entries[-1].date <= as_of:
-        return ledger.grants
-    # A page asks for the same day several times (table, alerts, one user).
+    last = entries[-1].date if entries else as_of
+    as_of = min(as_of, last)
     cache: dict[datetime.date, engine.EngineResult] = ledger.__dict__.setdefault(
         "_grants_as_of", {}
     )
     if as_of not in cache:
-        if len(cache) >= 4:
-            cache.pop(next(iter(cache)))
-        upto = [entry for entry in entries if entry.date <= as_of]
-        cache[as_of] = engine.run(upto, dataclasses.replace(ledger.config, annotate=False))
+        earlier = [day for day in cache if day != last]
+        if len(earlier) >= 4:
+            del cache[earlier[0]]
+        upto = entries if as_of == last else [entry for entry in entries if entry.date <= as_of]
+        # Without draw-down records: the page reads grants and wallets only, and
+        # keeping 10^5 records alive costs load time (garbage collection).
+        config = dataclasses.replace(ledger.config, annotate=False)
+        cache[as_of] = engine.run(upto, config, record=False)
     return cache[as_of]
 
 
@@ -358,7 +361,7 @@ def open_grants_table(ledger: Ledger, user_id: str, period: Period) -> Table:
             grant.id,
             grant.date,
             grant.currency,
-            grant.source,
+            short_source(grant.source, ledger),
             grant.amount,
             grant.remaining,
             grant.expires,
@@ -379,6 +382,14 @@ def open_grants_table(ledger: Ledger, user_id: str, period: Period) -> Table:
         rows,
         Filters(user=user_id, date_to=period.as_of),
     )
+
+
+def short_source(source: str | None, ledger: Ledger) -> str | None:
+    """A grant's source without the income root (``Purchase``); other accounts in full."""
+    prefix = ledger.config.income + ":"
+    if source is not None and source.startswith(prefix):
+        return source[len(prefix) :]
+    return source
 
 
 def member_usage_table(

@@ -149,6 +149,7 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
 
     # Open the user with the largest balance.
     top = rows[0]
+    page.set_viewport_size({"width": 1400, "height": 1250})
     page.click("#cbh-users tbody tr:first-child")
     page.wait_for_selector("#cbh-user:not([hidden]) #cbh-chart svg")
     assert page.locator("#cbh-user-title").inner_text() == f"User {top[user_col]}"

@@ -13,7 +13,10 @@ filters passed in the query string:
 - ``user?user_id=ID``: one user's daily balances, statement, open grants and
   per-member use;
 - ``alerts``: credits expiring soon, users in overdraft, failed top-ups;
-- ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file.
+- ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
+  written by :func:`beancount_credits.exports.export` (the CLI's exporters);
+  ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
+  ``desc``, the one-user tables ``user_id``.
 
 The figures come from :mod:`beancount_credits.page`; this class only maps
 requests to those functions. It reads the entries Fava loaded (no second load)
@@ -24,6 +27,7 @@ the page, so it works under ``--prefix``.
 from __future__ import annotations
 
 import datetime
+import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,13 +35,17 @@ from beancount.core import data
 from fava.context import g
 from fava.core.filters import FilterError
 from fava.ext import FavaExtensionBase, extension_endpoint
-from flask import Response, jsonify, request
+from flask import Response, jsonify, request, send_file
+from werkzeug.utils import secure_filename
 
 from beancount_credits import page
 from beancount_credits.ledger import Ledger, LedgerError
 from beancount_credits.reports.table import ReportError, Table, format_cell
 
 __all__ = ["CreditBalanceHistory"]
+
+USER_TABLES = ("statement", "daily", "grants", "members")
+ALERT_TABLES = ("expiring", "overdraft", "topups")
 
 
 class BadRequest(Exception):
@@ -76,7 +84,7 @@ class CreditBalanceHistory(FavaExtensionBase):
         self._credits = page.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        self._credits.grants  # noqa: B018 (computed now, cached on the Ledger)
+        page.grants_as_of(self._credits, datetime.date.max)  # the end state, cached
 
     @property
     def credits(self) -> Ledger:
@@ -140,16 +148,20 @@ class CreditBalanceHistory(FavaExtensionBase):
             self.credits, entries, self.period(), view=self.view(), only_active=filtered
         )
 
-    def user_tables(self) -> dict[str, Table]:
+    def user_tables(self, only: str | None = None) -> dict[str, Table]:
+        """One user's tables (``only``: just that one)."""
         user_id = self.user_id()
         period = self.period()
-        entries, _filtered = self.activity_entries()
-        return {
-            "daily": page.daily_balance_table(self.credits, user_id, period),
-            "statement": page.statement_table(self.credits, user_id, period),
-            "grants": page.open_grants_table(self.credits, user_id, period),
-            "members": page.member_usage_table(self.credits, user_id, entries, period),
+        credits = self.credits
+        makers: dict[str, Callable[[], Table]] = {
+            "daily": lambda: page.daily_balance_table(credits, user_id, period),
+            "statement": lambda: page.statement_table(credits, user_id, period),
+            "grants": lambda: page.open_grants_table(credits, user_id, period),
+            "members": lambda: page.member_usage_table(
+                credits, user_id, self.activity_entries()[0], period
+            ),
         }
+        return {name: make() for name, make in makers.items() if only in (None, name)}
 
     def alert_tables(self) -> dict[str, Table]:
         period = self.period()
@@ -162,7 +174,8 @@ class CreditBalanceHistory(FavaExtensionBase):
     def choices(self) -> dict[str, list[str]]:
         """Segments and credit types for the page's filter menus."""
         segments = sorted({user.segment for user in self.credits.users.values() if user.segment})
-        types = sorted({currency for _account, currency in self.credits.grants.wallets})
+        wallets = page.grants_as_of(self.credits, datetime.date.max).wallets
+        types = sorted({currency for _account, currency in wallets})
         return {"segments": segments, "credit_types": types}
 
     # --- endpoints --------------------------------------------------------------------
@@ -207,6 +220,43 @@ class CreditBalanceHistory(FavaExtensionBase):
                     "period": self.period().describe(),
                     **{name: table_json(table) for name, table in tables.items()},
                 }
+            )
+
+        return self.answer(make)
+
+    def export_table(self, name: str) -> Table:
+        if name == "users":
+            return self.users_table()
+        if name in USER_TABLES:
+            return self.user_tables(only=name)[name]
+        if name in ALERT_TABLES:
+            return self.alert_tables()[name]
+        known = ", ".join(["users", *USER_TABLES, *ALERT_TABLES])
+        raise BadRequest(f"unknown table {name!r}; tables: {known}")
+
+    @extension_endpoint
+    def export(self) -> Any:
+        from beancount_credits import exports  # TODO: top-level once exports is on main
+
+        def make() -> Any:
+            fmt = request.args.get("format", "")
+            try:
+                exports.check_format(fmt)
+            except exports.ExportError as exc:
+                raise BadRequest(str(exc)) from None
+            name = request.args.get("table", "users")
+            table = self.export_table(name)
+            out = io.BytesIO()
+            ledger_name = exports.ledger_name(self.credits.path, self.credits.options)
+            exports.export(table, fmt, out, ledger_name=ledger_name)
+            out.seek(0)
+            parts = [name, request.args.get("user_id", ""), str(self.period().as_of)]
+            filename = secure_filename("-".join(part for part in parts if part))
+            return send_file(
+                out,
+                mimetype=exports.media_type(fmt),
+                as_attachment=True,
+                download_name=filename + exports.suffix(fmt),
             )
 
         return self.answer(make)
