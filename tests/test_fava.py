@@ -174,15 +174,9 @@ def test_one_user(client: Any, ledger: Ledger) -> None:
     assert answer["segment"] == "enterprise"
     wallet = ledger.grants.wallets[ledger.users["org-acme"].account, "CREDIT"]
     statement = answer["statement"]
-    assert [column["name"] for column in statement["columns"]] == [
-        "Transaction ID",
-        "Date",
-        "Description",
-        "Earned",
-        "Redeemed",
-        "Expired",
-        "Balance",
-    ]
+    names = [column["name"] for column in statement["columns"]]
+    assert names[:3] == ["Transaction ID", "Date", "Description"]
+    assert names[-4:] == ["Earned", "Redeemed", "Expired", "Balance"]
     assert Decimal(statement["rows"][-1][-1]) == wallet.balance
     daily = answer["daily"]["rows"]
     assert daily[-1] == [str(TODAY), "CREDIT", str(wallet.balance)]

@@ -66,7 +66,7 @@ function rowElement(columns, row, onRow) {
     const attrs = {};
     if (columns[i].kind === "number") {
       attrs.class = cell !== null && Number(cell) < 0 ? "num neg" : "num";
-    } else if (columns[i].name === "Description") {
+    } else if (columns[i].name === "Description" || columns[i].name === "Reason") {
       attrs.class = "cbh-wrap";
     }
     tr.append(el("td", attrs, [cell ?? ""]));

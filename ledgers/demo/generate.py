@@ -764,6 +764,7 @@ include "accounts.beancount"
 {includes}
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
+include "queries.beancount"
 ; The Credit Balance History page (Fava extension) and Fava's options for credits:
 include "fava.beancount"
 """
