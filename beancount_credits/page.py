@@ -182,7 +182,19 @@ def balances_and_last_activity(
     ledger: Ledger, as_of: datetime.date
 ) -> tuple[dict[tuple[str, str], Decimal], dict[str, datetime.date]]:
     """Balance per (wallet, credit type) at the end of ``as_of``, and each wallet's
-    last day with a transaction other than an expiry."""
+    last day with a transaction other than an expiry (kept on the Ledger per day:
+    the table and the alerts both need it)."""
+    cache: dict[datetime.date, Any] = ledger.__dict__.setdefault("_balances_as_of", {})
+    if as_of not in cache:
+        if len(cache) >= 4:
+            del cache[next(iter(cache))]
+        cache[as_of] = _balances_and_last_activity(ledger, as_of)
+    return cache[as_of]
+
+
+def _balances_and_last_activity(
+    ledger: Ledger, as_of: datetime.date
+) -> tuple[dict[tuple[str, str], Decimal], dict[str, datetime.date]]:
     balances: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     last: dict[str, datetime.date] = {}
     is_user: dict[str, bool] = {}
