@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint chromium bench-plugins bench-fava demo-ledger demo-queries clean
+.PHONY: demo test lint chromium bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-plugins: $(VENV)/.installed
 ## Fava's load with and without the credits page, and the page's server time (100k).
 bench-fava: $(VENV)/.installed
 	$(BIN)/python bench/bench_fava.py
+
+## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
+docs-pdf: $(VENV)/.installed
+	$(BIN)/python docs/pdf_previews.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

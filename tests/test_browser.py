@@ -177,6 +177,19 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
     assert Decimal(last_point) == wallet.balance
     page.screenshot(path=str(ARTIFACTS / "credit-balance-history-user.png"), full_page=True)
 
+    # The statement's Excel export downloads and opens, ending at the same balance.
+    with page.expect_download() as download_info:
+        page.click("#cbh-user .cbh-exports a[data-format='xlsx']")
+    download = download_info.value
+    saved = ARTIFACTS / download.suggested_filename
+    download.save_as(str(saved))
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(saved, read_only=True).worksheets[0]
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert values[0][: len(statement_names)] == statement_names
+    assert Decimal(str(values[-1][statement_names.index("Balance")])) == wallet.balance
+
     # Back to the table, which kept its filter and order.
     page.click("#cbh-back")
     assert cells(page, "#cbh-users")[0][user_col] == top[user_col]

@@ -7,18 +7,21 @@ independent load of the same ledger (``ledger.load``).
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import time_machine
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import engine
+from beancount_credits import engine, exports
 from beancount_credits.cli import main
 from beancount_credits.fava import server
 from beancount_credits.ledger import Ledger, load
@@ -274,3 +277,59 @@ def test_serve_refuses_a_ledger_without_the_page(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert 'custom "fava-extension" "beancount_credits.fava"' in result.output
     assert "Traceback" not in result.output
+
+
+VIEW = {"segment": "pro", "sort": "Balance", "desc": "1", "q": "u-"}
+
+
+def download(client: Any, **params: str) -> Any:
+    response = client.get(PAGE + "export", query_string=params)
+    assert response.status_code == 200, response.data[:300]
+    assert response.mimetype == exports.media_type(params["format"]).split(";")[0]
+    assert "attachment" in response.headers["Content-Disposition"]
+    return response
+
+
+def test_csv_is_what_the_page_shows(client: Any) -> None:
+    shown = get(client, "users", **VIEW)["table"]
+    response = download(client, table="users", format="csv", **VIEW)
+    assert "users-" in response.headers["Content-Disposition"]
+    records = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert records[0] == [column["name"] for column in shown["columns"]]
+    assert records[1:] == [[cell or "" for cell in row] for row in shown["rows"]]
+    assert len(records) > 2
+
+
+def test_xlsx_statement_opens_and_ends_at_the_engine_balance(client: Any, ledger: Ledger) -> None:
+    response = download(client, table="statement", format="xlsx", user_id="org-acme")
+    assert "statement-org-acme-" in response.headers["Content-Disposition"]
+    book = openpyxl.load_workbook(io.BytesIO(response.data), read_only=True)
+    sheet = book.worksheets[0]
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert values[0][-1] == "Balance"
+    wallet = ledger.grants.wallets[ledger.users["org-acme"].account, "CREDIT"]
+    assert Decimal(str(values[-1][-1])) == wallet.balance
+    shown = get(client, "user", user_id="org-acme")["statement"]
+    assert len(values) - 1 == len(shown["rows"])
+
+
+@pytest.mark.parametrize("table", ["users", "daily", "grants", "members", "expiring", "topups"])
+def test_pdf_of_every_table(client: Any, table: str) -> None:
+    response = download(client, table=table, format="pdf", user_id="org-acme")
+    assert response.data.startswith(b"%PDF")
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({"table": "users", "format": "docx"}, 400, "unknown format 'docx'"),
+        ({"table": "users"}, 400, "unknown format ''"),
+        ({"table": "ledger", "format": "csv"}, 400, "unknown table 'ledger'"),
+        ({"table": "statement", "format": "csv", "user_id": "nobody"}, 404, "unknown user id"),
+        ({"table": "users", "format": "csv", "time": "2026-99"}, 400, "time filter"),
+    ],
+)
+def test_bad_export_requests(client: Any, params: dict, status: int, message: str) -> None:
+    response = client.get(PAGE + "export", query_string=params)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]

@@ -38,7 +38,7 @@ from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from beancount_credits import page
+from beancount_credits import exports, page
 from beancount_credits.ledger import Ledger, LedgerError
 from beancount_credits.reports.table import ReportError, Table, format_cell
 
@@ -236,8 +236,6 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     @extension_endpoint
     def export(self) -> Any:
-        from beancount_credits import exports  # TODO: top-level once exports is on main
-
         def make() -> Any:
             fmt = request.args.get("format", "")
             try:
