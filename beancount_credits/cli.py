@@ -504,5 +504,24 @@ def import_command(
             click.echo(f"  committed {result.commit[:12]}")
 
 
+@main.command()
+@LEDGER
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--edit", is_flag=True, help="Allow editing in Fava (default: read-only).")
+@click.option("--prefix", metavar="PATH", help="Serve under this URL prefix (e.g. /credits).")
+def serve(ledger: Path, host: str, port: int, edit: bool, prefix: str | None) -> None:
+    """Open LEDGER in Fava with the Credit Balance History page."""
+    from beancount_credits.fava import server
+
+    try:
+        app, path = server.make_app(ledger, edit=edit, prefix=prefix)
+        click.echo(f"Credit Balance History: http://{host}:{port}{path}", err=True)
+        click.echo("read-only" if not edit else "editing allowed", err=True)
+        server.serve(app, host, port)
+    except server.ServeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 if __name__ == "__main__":
     main()

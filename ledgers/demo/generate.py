@@ -768,6 +768,8 @@ include "settings.beancount"
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
 include "queries.beancount"
+; The Credit Balance History page (Fava extension) and Fava's options for credits:
+include "fava.beancount"
 """
 
 
