@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from beancount.core import data
 
-from beancount_credits import __version__, daily, engine, provenance, verify, write
+from beancount_credits import __version__, daily, engine, period, provenance, verify, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports.render import render_text
@@ -88,6 +88,7 @@ def report(
         date_to=date_to,
         factor=None if factor is None else Decimal(str(factor)),
     )
+    ledger = period.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
         table = make(loaded, filters)
@@ -199,6 +200,33 @@ def verify_command(ledger: Path) -> None:
     if not in_git:
         click.echo("(git provenance unavailable: the ledger is not in a git repository)")
     raise SystemExit(1)
+
+
+@main.command("close-period")
+@LEDGER
+@click.option(
+    "--through", type=DATE, required=True, help="The last day of the period to close (inclusive)."
+)
+@click.option("--commit", is_flag=True, help="Commit the close to git.")
+def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
+    """Carry LEDGER's open grants forward past a day and archive the period up to it."""
+    if through >= datetime.date.today():
+        raise click.UsageError(f"--through {through} has not ended yet")
+    try:
+        with write.ledger_lock(ledger):
+            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            planned = period.plan(loaded, through)
+            result = period.apply(loaded, planned, commit=commit)
+    except (period.PeriodError, write.WriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"close-period through {through}: {planned.summary()}")
+    root = ledger.resolve().parent
+    for path in result.written:
+        click.echo(f"  wrote {path.resolve().relative_to(root)}")
+    for path in planned.removed:
+        click.echo(f"  moved {path.relative_to(root)} to the archive")
+    if result.commit:
+        click.echo(f"  committed {result.commit[:12]}")
 
 
 if __name__ == "__main__":
