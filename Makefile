@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint bench-plugins demo-ledger clean
+.PHONY: demo test lint bench-plugins demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,17 @@ demo-ledger: $(VENV)/.installed
 	$(BIN)/python ledgers/demo/generate.py
 	$(BIN)/bean-credits close-day $(DEMO) --date 2026-11-20
 
+## The demo ledger's named queries (Fava's Query page) from queries/*.bql.
+demo-queries: $(VENV)/.installed
+	$(BIN)/python -m beancount_credits.queries queries 2025-09-01 > ledgers/demo/queries.beancount
+
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed
 	$(BIN)/python bench/bench_plugins.py
+
+## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
+docs-pdf: $(VENV)/.installed
+	$(BIN)/python docs/pdf_previews.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

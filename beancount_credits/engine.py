@@ -609,12 +609,18 @@ class _Pass:
             self.error(entry.meta, f"unit_cost of grant {grant_id!r}: {exc}", entry)
 
         amount = posting.units.number
+        original = amount
+        if carried and pmeta.get("granted_amount") is not None:
+            try:
+                original = meta_decimal(pmeta["granted_amount"])
+            except ValueError as exc:
+                self.error(entry.meta, f"granted_amount of grant {grant_id!r}: {exc}", entry)
         grant = Grant(
             id=grant_id,
             account=wallet.account,
             currency=wallet.currency,
             date=granted,
-            amount=amount,
+            amount=original,
             expires=expires,
             priority=priority,
             unit_cost=unit_cost,
@@ -622,6 +628,7 @@ class _Pass:
             txn_id=txn_id,
             meta=entry.meta,
             remaining=amount,
+            consumed=original - amount,  # a carried grant: what it lost before the close
         )
         if grant_id in self.grants:
             if txn_id is None or self.seen_txn_ids.get(txn_id) is entry.meta:
@@ -629,6 +636,14 @@ class _Pass:
             # Keep the duplicate reachable under a unique key so totals still add up.
             grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
         self.grants[grant_id] = grant
+        if grant.consumed and self.keep is None:
+            # What a carried grant lost before the close, as one draw-down on
+            # the carry's date, so the grant ledger adds up (amount = consumed +
+            # expired + remaining) and money roll-forwards open right.
+            part = Consumption(grant, grant.consumed)
+            self.drawdowns.append(
+                DrawDown(None, wallet.account, wallet.currency, entry.date, grant.consumed, [part])
+            )
         if txn_id is not None and (self.keep is None or txn_id in self.keep):
             index_by_txn(self.grants_by_txn, txn_id, grant)
         if expires is not None:

@@ -8,7 +8,9 @@
   (``Equity:Credits:Opening`` by default), one posting per grant holding its
   remaining amount and, as posting metadata, the original grant id
   (``grant:``), date (``granted:``), Transaction ID (``grant_txn:``), source
-  (``source:``), ``expires:``, ``priority:`` and ``unit_cost:``. The grant
+  (``source:``), amount (``granted_amount:``), ``expires:``, ``priority:`` and
+  ``unit_cost:``; and a balance assertion dated D+1 for every carried wallet
+  the log does not assert that day. The grant
   engine books such a posting as the original grant: same id, same
   consumption order, same expiry (``<grant>:expiry`` on the same date), a
   reversal of the original grant still removes what is left of it. An
@@ -125,7 +127,11 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
                 f"balance of the text ({text_balance.get((account, currency), ZERO)} {currency})"
             )
         for grant in grants:
-            meta: dict[str, object] = {"grant": grant.id, "granted": grant.date}
+            meta: dict[str, object] = {
+                "grant": grant.id,
+                "granted": grant.date,
+                "granted_amount": grant.amount,
+            }
             if grant.txn_id is not None:
                 meta["grant_txn"] = grant.txn_id
             if grant.source is not None:
@@ -177,6 +183,45 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
             )
         )
     return carries
+
+
+def opening_balances(
+    ledger: Ledger, carried: list[data.Transaction], start: datetime.date
+) -> list[data.Balance]:
+    """Balance assertions dated ``start`` for the carried wallets the log does not assert.
+
+    Recorded, like the log's, so the new period's balance log starts with every
+    wallet (the daily report reads it) and close-day finds nothing to add.
+    """
+    recorded = {
+        (entry.account, entry.amount.currency)
+        for entry in ledger.entries
+        if isinstance(entry, data.Balance)
+        and entry.date == start
+        and not engine.is_generated(entry)
+    }
+    closed = {
+        user.account
+        for user in ledger.users.values()
+        if user.close_date is not None and user.close_date < start
+    }
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for entry in carried:
+        for posting in entry.postings:
+            if ledger.config.is_user_account(posting.account):
+                totals[(posting.account, posting.units.currency)] += posting.units.number
+    return [
+        data.Balance(
+            data.new_metadata("<close-period>", 0),
+            start,
+            account,
+            amount_lib.Amount(total, currency),
+            None,
+            None,
+        )
+        for (account, currency), total in sorted(totals.items())
+        if (account, currency) not in recorded and account not in closed
+    ]
 
 
 def wallet_balances(
@@ -401,6 +446,9 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
     ):
         opening_text += f"\n{through} open {ledger.config.opening}\n"
     opening_text += "".join("\n" + write.render(entry) for entry in carried)
+    opening_text += "".join(
+        "\n" + write.render(entry) for entry in opening_balances(ledger, carried, start)
+    )
     include = f'include "{OPENING_DIR}/{start}.beancount"'
     if _OPENING_RE.search(new_main_text):
         new_main_text = _OPENING_RE.sub(include, new_main_text, count=1)

@@ -7,8 +7,6 @@ none: a balance holds until the next logged change. Where the text already
 records an assertion for that wallet, commodity and date (written by
 ``bean-credits close-day``), none is generated and Beancount checks the recorded
 one, so an edit of past history that changes a logged balance fails the check.
-Grants carried forward by ``bean-credits close-period`` (tagged ``#carried``)
-count towards the balance but are not activity of their day.
 
 Enable it after the grant engine, so expiries are logged too::
 
@@ -30,7 +28,7 @@ from beancount.core import amount as amount_lib
 from beancount.core import data
 
 from beancount_credits.config import ConfigError, CreditsConfig, parse_config
-from beancount_credits.engine import CARRIED_TAG, CreditsError
+from beancount_credits.engine import CreditsError
 
 __plugins__ = ("daily_balances",)
 
@@ -61,9 +59,6 @@ def end_of_day_balances(
                     yield day, key[0], key[1], balances[key]
                 touched.clear()
             day = entry.date
-        # A period close's carry-forward is not activity: the closed period's
-        # log already asserts that day's balances.
-        active = CARRIED_TAG not in entry.tags
         for posting in entry.postings:
             account = posting.account
             user = is_user.get(account)
@@ -76,8 +71,7 @@ def end_of_day_balances(
                 continue
             key = (account, posting.units.currency)
             balances[key] = balances.get(key, Decimal(0)) + number
-            if active:
-                touched[key] = None
+            touched[key] = None
     if day is not None:
         for key in touched:
             yield day, key[0], key[1], balances[key]

@@ -759,11 +759,14 @@ option "operating_currency" "USD"
 plugin "beancount_credits.plugins.expire"
 plugin "beancount_credits.plugins.daily_balances"
 plugin "beancount_credits.plugins.policy"
+plugin "beancount_credits.plugins.settings"
 
 include "accounts.beancount"
+include "settings.beancount"
 {includes}
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
+include "queries.beancount"
 """
 
 
