@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint bench-plugins demo-ledger docs-pdf clean
+.PHONY: demo test lint bench-plugins demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed
 demo-ledger: $(VENV)/.installed
 	$(BIN)/python ledgers/demo/generate.py
 	$(BIN)/bean-credits close-day $(DEMO) --date 2026-11-20
+
+## The demo ledger's named queries (Fava's Query page) from queries/*.bql.
+demo-queries: $(VENV)/.installed
+	$(BIN)/python -m beancount_credits.queries queries 2025-09-01 > ledgers/demo/queries.beancount
 
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed

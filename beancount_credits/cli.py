@@ -15,6 +15,7 @@ from beancount.core import data
 from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
+from beancount_credits.reports import run as run_report
 from beancount_credits.reports.render import render_text
 
 
@@ -55,6 +56,11 @@ def main() -> None:
     type=click.FloatRange(min=1),
     help="audit: flag a day's draw-down above FACTOR x the user's median day (default 5).",
 )
+@click.option("--member", metavar="MEMBER", help="Only this team member's transactions.")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), help="Default: month.")
+@click.option("--days", type=click.IntRange(min=1), help="expiring: within this many days (30).")
+@click.option("--sort", "sort_field", metavar="FIELD", help="Sort the rows by this column.")
+@click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option(
     "--allow-errors", is_flag=True, help="Report even if the ledger has errors (they are listed)."
 )
@@ -79,17 +85,24 @@ def report(
     date_from: datetime.date | None,
     date_to: datetime.date | None,
     factor: float | None,
+    member: str | None,
+    period: str | None,
+    days: int | None,
+    sort_field: str | None,
+    desc: bool,
     allow_errors: bool,
     fmt: str | None,
     output: Path | None,
 ) -> None:
-    """Print report NAME of LEDGER (reports: audit, balances, statement).
+    """Print report NAME of LEDGER.
+
+    Reports: audit, balances, daily, expiring, statement, usage (README,
+    "Reports"). --sort takes a column name as the report prints it.
 
     The audit report runs on a ledger with errors too: finding edits of
     recorded history, which make bean-check fail, is part of its job.
     """
-    make = REPORTS.get(name)
-    if make is None:
+    if name not in REPORTS:
         raise click.UsageError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
     fmt = check_output(fmt, output)
     if date_to is None:
@@ -104,10 +117,15 @@ def report(
         date_from=date_from,
         date_to=date_to,
         factor=None if factor is None else Decimal(str(factor)),
+        member=member,
+        period=period,  # type: ignore[arg-type]
+        days=days,
+        sort=sort_field,
+        desc=desc,
     )
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
-        table = make(loaded, filters)
+        table = run_report(name, loaded, filters)
         write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options))
     except (ReportError, LedgerError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -24,16 +24,23 @@ from scratch) whenever reusing could give a different answer:
 
 Entries that sort equal (date, type, line) across files keep Beancount's order:
 the order the files were parsed in, new files last.
+
+Both run with the cyclic garbage collector paused: a load allocates millions
+of objects that live on, and the collector's passes over them are a sixth of
+the load's time while finding nothing to free (entries hold no cycles;
+reference counting still frees everything else at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
+import gc
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +65,18 @@ class Prepared:
     stats: dict[str, tuple[int, int, int]]  # file -> (inode, size, mtime_ns) as parsed
     file_rank: dict[str, int]  # file -> order it was parsed in
     cost_accounts: frozenset[str]  # accounts with a posting at cost
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cyclic collector off for the block (back to its previous state after)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def stat_key(filename: str) -> tuple[int, int, int]:
@@ -87,7 +106,11 @@ def _filename(entry: data.Directive) -> str | None:
 
 def load(main: Path) -> tuple[list[data.Directive], list, dict[str, Any], Prepared]:
     """Load ``main`` exactly as Beancount's loader does (no pickle cache), keeping a Prepared."""
-    main = main.resolve()
+    with paused_gc():
+        return _load(main.resolve())
+
+
+def _load(main: Path) -> tuple[list[data.Directive], list, dict[str, Any], Prepared]:
     entries, early_errors, options = loader._parse_recursive([(str(main), True)], None, None)
     stats = {name: stat_key(name) for name in options["include"] if os.path.exists(name)}
     file_rank: dict[str, int] = {}
@@ -152,6 +175,11 @@ def _touches_cost(entries: Sequence[data.Directive], cost_accounts: frozenset[st
 
 def check(prepared: Prepared, changes: dict[Path, str]) -> list | None:
     """The errors of the ledger with ``changes`` (path -> new text), or None if not reusable."""
+    with paused_gc():
+        return _check(prepared, changes)
+
+
+def _check(prepared: Prepared, changes: dict[Path, str]) -> list | None:
     main = str(prepared.main)
     changed = {os.path.normpath(str(path.resolve())): text for path, text in changes.items()}
     if main in changed:

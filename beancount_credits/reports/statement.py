@@ -1,7 +1,9 @@
 """``statement``: one user's history, line by line, with the running balance.
 
 Columns: Transaction ID | Date | Description | Earned | Redeemed | Expired |
-Balance (and Credit type when the user holds several). The kind of a line
+Balance (and Credit type when the user holds several; Member, Session, Order
+and Cash when any line has them: the redemption's ``member:``, ``session:``,
+``order:`` or first link, and ``cash:``). The kind of a line
 follows from its counter-account (DESIGN.md): income is earned, expenses are
 redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
 openings) count as earned when positive and redeemed when negative. Reversals
@@ -20,7 +22,7 @@ from beancount.core import data
 from beancount_credits.config import CreditsConfig
 from beancount_credits.engine import EXPIRED_TAG
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports.table import Cell, Column, Filters, ReportError, Table
+from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
 ZERO = Decimal(0)
 
@@ -46,7 +48,7 @@ def description(entry: data.Transaction) -> str:
 class Line:
     """One statement line: a transaction's effect on the user in one credit type."""
 
-    __slots__ = ("balance", "commodity", "date", "description", "kind", "number", "txn_id")
+    __slots__ = ("balance", "commodity", "date", "description", "entry", "kind", "number", "txn_id")
 
     def __init__(
         self,
@@ -57,7 +59,9 @@ class Line:
         kind: str,
         number: Decimal,
         balance: Decimal,
+        entry: data.Transaction | None = None,
     ):
+        self.entry = entry
         self.txn_id = txn_id
         self.date = date
         self.description = text
@@ -107,6 +111,7 @@ def statement_lines(ledger: Ledger, account: str, filters: Filters) -> Iterator[
                 kind,
                 number,
                 balances[currency],
+                entry,
             )
     if not opened and filters.date_from is not None:
         yield from opening_lines(balances, filters)
@@ -126,13 +131,36 @@ def opening_lines(balances: dict[str, Decimal], filters: Filters) -> Iterator[Li
         )
 
 
-def row(line: Line, with_commodity: bool) -> list[Cell]:
+EXTRAS = ("member", "session", "order", "cash")
+
+
+def extras(line: Line) -> dict[str, Cell]:
+    """The redemption details of a line: member, session, order, cash."""
+    if line.entry is None:
+        return {}
+    meta = line.entry.meta
+    found: dict[str, Cell] = {}
+    for key in EXTRAS:
+        value = meta.get(key)
+        if key == "order" and value is None and line.entry.links:
+            value = sorted(line.entry.links)[0]
+        if value is not None:
+            found[key] = (
+                value.to_string() if key == "cash" and hasattr(value, "to_string") else str(value)
+            )
+    return found
+
+
+def row(line: Line, with_commodity: bool, columns: tuple[str, ...] = ()) -> list[Cell]:
     earned = line.number if line.kind == "earned" else None
     redeemed = -line.number if line.kind == "redeemed" else None
     expired = -line.number if line.kind == "expired" else None
     cells: list[Cell] = [line.txn_id, line.date, line.description]
     if with_commodity:
         cells.append(line.commodity)
+    if columns:
+        found = extras(line)
+        cells += [found.get(key) for key in columns]
     return [*cells, earned, redeemed, expired, line.balance]
 
 
@@ -141,11 +169,16 @@ def report(ledger: Ledger, filters: Filters) -> Table:
         raise ReportError("the statement report needs --user USER_ID")
     user = ledger.user(filters.user)
     lines = list(statement_lines(ledger, user.account, filters))
+    if filters.member is not None:
+        lines = [line for line in lines if extras(line).get("member") == filters.member]
     commodities = {line.commodity for line in lines}
     with_commodity = len(commodities) > 1
+    present = set().union(*(extras(line) for line in lines)) if lines else set()
+    extra = tuple(key for key in EXTRAS if key in present)
     columns = [Column("Transaction ID"), Column("Date", "date"), Column("Description")]
     if with_commodity:
         columns.append(Column("Credit type"))
+    columns += [Column(key.capitalize()) for key in extra]
     columns += [
         Column("Earned", "number"),
         Column("Redeemed", "number"),
@@ -155,4 +188,10 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     title = f"Statement of {user.user_id}"
     if filters.date_to is not None:
         title += f" through {filters.date_to}"
-    return Table(title, columns, [row(line, with_commodity) for line in lines], filters)
+    return Table(
+        title,
+        columns,
+        [row(line, with_commodity, extra) for line in lines],
+        filters,
+        chart=Chart("step", x="Date", y=["Balance"], title="Balance over time"),
+    )

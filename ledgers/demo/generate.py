@@ -764,6 +764,7 @@ include "accounts.beancount"
 {includes}
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
+include "queries.beancount"
 """
 
 
