@@ -151,11 +151,31 @@ def render_balance(entry: data.Balance) -> str:
     return head + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
 
 
+def render_open(entry: data.Open) -> str:
+    head = f"{entry.date.isoformat()} open {entry.account}"
+    for currency in entry.currencies or ():
+        head += f" {check_currency(currency)}"
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
+def render_custom(entry: data.Custom) -> str:
+    """A ``custom`` directive; its values are plain Python values or Beancount's (value, type)."""
+    values = [value[0] if isinstance(value, tuple) else value for value in entry.values]
+    head = " ".join(
+        [entry.date.isoformat(), "custom", quote(entry.type), *map(render_value, values)]
+    )
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
 def render(entry: data.Directive) -> str:
     if isinstance(entry, data.Transaction):
         return render_transaction(entry)
     if isinstance(entry, data.Balance):
         return render_balance(entry)
+    if isinstance(entry, data.Open):
+        return render_open(entry)
+    if isinstance(entry, data.Custom):
+        return render_custom(entry)
     raise WriteError(f"cannot write a {type(entry).__name__} directive")
 
 
@@ -202,6 +222,46 @@ def ledger_files(main: Path, options: dict[str, Any]) -> list[Path]:
     """Every file the loaded ledger consists of (Beancount's ``include`` list)."""
     files = [Path(name) for name in options.get("include", [])]
     return files or [main.resolve()]
+
+
+def month_files(
+    main: Path,
+    options: dict[str, Any],
+    folder: str,
+    entries: Sequence[data.Directive],
+    header: str,
+    include_comment: str,
+) -> list[FileChange]:
+    """Append ``entries`` to ``<folder>/YYYY/MM.beancount`` by date; include the glob once.
+
+    The month files of close-day's log, the notification records and the
+    top-up requests. ``header`` (with ``{month}`` for ``YYYY-MM``) starts a new
+    file; a file on disk that the ledger does not include yet (a crash before
+    the include was added) is rewritten, not appended to.
+    """
+    root = main.resolve().parent
+    included = {Path(name).resolve() for name in options.get("include", [])}
+    by_month: dict[Path, list[data.Directive]] = {}
+    for entry in sorted(entries, key=lambda entry: entry.date):  # stable: keeps their order
+        path = root / folder / f"{entry.date.year:04d}" / f"{entry.date.month:02d}.beancount"
+        by_month.setdefault(path, []).append(entry)
+    result = []
+    for path, month in sorted(by_month.items()):
+        if path in included:
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+        else:
+            text = "; " + header.format(month=f"{path.parent.name}-{path.stem}") + "\n"
+        text += "".join("\n" + render(entry) for entry in month)
+        result.append(FileChange(path, text))
+    main_text = main.read_text(encoding="utf-8")
+    include = f'include "{folder}/*/*.beancount"'
+    if result and include not in main_text:
+        separator = "" if main_text.endswith("\n") else "\n"
+        main_text += f"{separator}\n; {include_comment}\n{include}\n"
+        result.append(FileChange(main, main_text))
+    return result
 
 
 def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
