@@ -175,8 +175,8 @@ def test_xlsx_cells_are_typed_and_the_header_is_bold_frozen_and_filtered() -> No
     assert [cell.value for cell in sheet[1]] == [column.name for column in table.columns]
     assert all(cell.font.b for cell in sheet[1])
     assert sheet.freeze_panes == "A2"
-    last_column = get_column_letter(len(table.columns))
-    assert sheet.auto_filter.ref == f"A1:{last_column}{len(expected) + 1}"
+    last = get_column_letter(len(table.columns))
+    assert sheet.auto_filter.ref == f"A1:{last}{len(expected) + 1}"
     for row, cells in zip(sheet.iter_rows(min_row=2), expected, strict=True):
         for cell, value, column in zip(row, cells, table.columns, strict=True):
             if value is None:
@@ -190,11 +190,12 @@ def test_xlsx_cells_are_typed_and_the_header_is_bold_frozen_and_filtered() -> No
             else:
                 assert cell.data_type == "s" and cell.value == value
     # Columns are wide enough for their longest value.
-    assert sheet.column_dimensions["C"].width >= len("Order o-7, part paid in cash")
+    description = get_column_letter(1 + [c.name for c in table.columns].index("Description"))
+    assert sheet.column_dimensions[description].width >= len("Order o-7, part paid in cash")
     about = {row[0]: row[1] for row in book["About"].iter_rows(min_row=3, values_only=True)}
     assert about == {
         "Ledger": "history.beancount",
-        "Period": "through 2024-12-31",
+        "Date range": "through 2024-12-31",
         "User": "alice",
         "Rows": str(len(expected)),
     }
@@ -209,7 +210,7 @@ def test_xlsx_never_turns_text_into_formulas() -> None:
     assert texts == [text.replace("\r\n", "\n") or None for text in HOSTILE]
     assert all(row[0].data_type == "s" for row in sheet.iter_rows(min_row=2) if row[0].value)
     about = {row[0]: row[1] for row in book["About"].iter_rows(min_row=3, values_only=True)}
-    assert about["Period"] == "2024-01-01 to 2024-12-31"
+    assert about["Date range"] == "2024-01-01 to 2024-12-31"
     assert about["User"] == "zoë"
     assert about["Note"] == "a note, with a comma"
 
@@ -396,3 +397,33 @@ def test_cli_refuses_binary_formats_on_a_terminal() -> None:
     assert result.stderr.decode() == (
         "Error: xlsx is a binary format: not writing it to a terminal; use -o FILE\n"
     )
+
+
+# --- every report --------------------------------------------------------------------
+
+REPORT_FILTERS: dict[str, dict[str, object]] = {
+    "statement": {"user": "org-acme"},
+    "daily": {"user": "org-acme", "date_from": datetime.date(2026, 9, 1)},
+    "usage": {"period": "month", "date_from": datetime.date(2026, 5, 1)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_every_report_exports_to_every_format(name: str) -> None:
+    from beancount_credits.reports import run
+
+    ledger = load(DEMO)
+    filters = Filters(date_to=DEMO_END, **REPORT_FILTERS.get(name, {}))  # type: ignore[arg-type]
+
+    def table() -> Table:
+        return run(name, ledger, filters)
+
+    expected = [[exports_cell(cell) for cell in row] for row in table().rows]
+    rows = list(csv.reader(io.StringIO(export_bytes(table(), "csv").decode(), newline="")))
+    assert rows[1:] == expected
+    sheet = openpyxl.load_workbook(io.BytesIO(export_bytes(table(), "xlsx")))["Report"]
+    assert sheet.max_row == len(expected) + 1
+    made = table()
+    reader, pages = pdf_pages(export_bytes(made, "pdf"))
+    assert made.title in pages[0]
+    assert bool(reader.pages[0].images) == (made.chart is not None)

@@ -127,7 +127,7 @@ def period(table: Table) -> str:
 
 def header(table: Table, ledger_name: str) -> list[tuple[str, str]]:
     """What every export says about a report: ledger, period, the other filters, notes."""
-    pairs = [("Ledger", ledger_name), ("Period", period(table))]
+    pairs = [("Ledger", ledger_name), ("Date range", period(table))]
     pairs += [
         (name.capitalize(), value)
         for name, value in table.filters.describe()
