@@ -123,7 +123,7 @@ def main() -> None:
 
     print(f"ledger: {out / 'plugins.beancount'}, {len(ledger.entries)} entries after the plugins")
     print(
-        f"python {platform.python_version()}, load with plugins (common to both): {load_time:.1f} s"
+        f"python {platform.python_version()}, load with plugins (both need it): {load_time:.1f} s"
     )
     print(f"range: {common.first_date(ledger)} .. {through}; runs: {args.runs}; target {TARGET}x\n")
     print("| what | daily report (median) | BQL running balance (median) | BQL / daily (per run) |")
