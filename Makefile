@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint bench-plugins demo-ledger demo-queries clean
+.PHONY: demo test lint bench-plugins demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo-queries: $(VENV)/.installed
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed
 	$(BIN)/python bench/bench_plugins.py
+
+## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
+docs-pdf: $(VENV)/.installed
+	$(BIN)/python docs/pdf_previews.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -7,7 +7,11 @@ A write is:
   writers never interleave (the kernel drops the lock if a writer dies);
 - **checked**: the ledger as it would be after the change is loaded with
   Beancount's full loader (plugins on) from a staging copy; any error aborts
-  and nothing is written;
+  and nothing is written. A writer that loaded the ledger with
+  ``ledger.load(..., for_write=True)`` gets the same check cheaper: the parse
+  and booking of the files it does not change are reused, and the plugins and
+  validations run over the whole changed ledger (:mod:`beancount_credits.incremental`
+  says when that is allowed; otherwise the staging copy is loaded);
 - **atomic**: each file is written to a temporary sibling, fsynced and renamed
   over the old one, so a crash leaves the old file or the new one, never half;
   new files are written before the files that include them;
@@ -38,6 +42,8 @@ from typing import Any
 from beancount import loader
 from beancount.core import amount as amount_lib
 from beancount.core import data
+
+from beancount_credits import incremental
 
 LOCK_NAME = ".bean-credits.lock"
 
@@ -145,11 +151,31 @@ def render_balance(entry: data.Balance) -> str:
     return head + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
 
 
+def render_open(entry: data.Open) -> str:
+    head = f"{entry.date.isoformat()} open {entry.account}"
+    for currency in entry.currencies or ():
+        head += f" {check_currency(currency)}"
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
+def render_custom(entry: data.Custom) -> str:
+    """A ``custom`` directive; its values are plain Python values or Beancount's (value, type)."""
+    values = [value[0] if isinstance(value, tuple) else value for value in entry.values]
+    head = " ".join(
+        [entry.date.isoformat(), "custom", quote(entry.type), *map(render_value, values)]
+    )
+    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
+
+
 def render(entry: data.Directive) -> str:
     if isinstance(entry, data.Transaction):
         return render_transaction(entry)
     if isinstance(entry, data.Balance):
         return render_balance(entry)
+    if isinstance(entry, data.Open):
+        return render_open(entry)
+    if isinstance(entry, data.Custom):
+        return render_custom(entry)
     raise WriteError(f"cannot write a {type(entry).__name__} directive")
 
 
@@ -218,12 +244,19 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
         _entries, errors, _options = loader._uncached_load_file(
             str(stage / main.relative_to(root)), None, None, None
         )
-        messages = []
-        for error in errors:
-            source = error.source or {}
-            filename = str(source.get("filename", "?")).replace(staging, str(root))
-            messages.append(f"{filename}:{source.get('lineno', '?')}: {error.message}")
-        return messages
+        return error_messages(errors, (staging, str(root)))
+
+
+def error_messages(errors: Sequence[Any], rename: tuple[str, str] | None = None) -> list[str]:
+    """Errors as ``file:line: message``; ``rename`` maps a staging folder back to the ledger's."""
+    messages = []
+    for error in errors:
+        source = error.source or {}
+        filename = str(source.get("filename", "?"))
+        if rename is not None:
+            filename = filename.replace(*rename)
+        messages.append(f"{filename}:{source.get('lineno', '?')}: {error.message}")
+    return messages
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -281,6 +314,21 @@ def commit_preflight(main: Path) -> Path:
 class WriteResult:
     written: list[Path]
     commit: str | None = None
+    check: str = ""  # "incremental" or "staged": how the new text was checked
+
+
+def check_changes(
+    main: Path,
+    files: Sequence[Path],
+    changes: Sequence[FileChange],
+    prepared: incremental.Prepared | None = None,
+) -> tuple[list[str], str]:
+    """The errors of the ledger after ``changes``, and which check found them."""
+    if prepared is not None:
+        errors = incremental.check(prepared, {change.path: change.text for change in changes})
+        if errors is not None:
+            return error_messages(errors), "incremental"
+    return staged_check(main, files, changes), "staged"
 
 
 def apply(
@@ -290,16 +338,18 @@ def apply(
     *,
     message: str,
     commit: bool = False,
+    prepared: incremental.Prepared | None = None,
 ) -> WriteResult:
     """Check the changed ledger with the full loader, then write it, then commit.
 
     ``files`` are the ledger's current files (from the load that computed the
-    changes). Call inside :func:`ledger_lock`. On any error nothing is written.
+    changes); ``prepared`` is that load's reusable part, if it kept one. Call
+    inside :func:`ledger_lock`. On any error nothing is written.
     """
     if not changes:
         return WriteResult([])
     repo = commit_preflight(main) if commit else None
-    errors = staged_check(main, files, changes)
+    errors, how = check_changes(main, files, changes, prepared)
     if errors:
         raise WriteError(
             f"the ledger would have {len(errors)} error(s) after this write; nothing was written",
@@ -318,4 +368,4 @@ def apply(
         git(repo, "add", "--", *[str(path.resolve()) for path in written])
         git(repo, "commit", "--quiet", "-m", message)
         sha = git(repo, "rev-parse", "HEAD").strip()
-    return WriteResult(written, sha)
+    return WriteResult(written, sha, how)

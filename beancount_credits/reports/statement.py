@@ -3,7 +3,9 @@
 Columns: Transaction ID | Date | Description | Earned | Redeemed | Expired |
 Balance (and Credit type when the user holds several; Member, Session, Order
 and Cash when any line has them: the redemption's ``member:``, ``session:``,
-``order:`` or first link, and ``cash:``). The kind of a line
+``order:`` or first link, and ``cash:``; Pending when a redemption is still
+pending, flagged ``!``: it counts against the balance but shows apart from
+what is settled). The kind of a line
 follows from its counter-account (DESIGN.md): income is earned, expenses are
 redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
 openings) count as earned when positive and redeemed when negative. Reversals
@@ -48,7 +50,17 @@ def description(entry: data.Transaction) -> str:
 class Line:
     """One statement line: a transaction's effect on the user in one credit type."""
 
-    __slots__ = ("balance", "commodity", "date", "description", "entry", "kind", "number", "txn_id")
+    __slots__ = (
+        "balance",
+        "commodity",
+        "date",
+        "description",
+        "entry",
+        "kind",
+        "number",
+        "pending",
+        "txn_id",
+    )
 
     def __init__(
         self,
@@ -60,8 +72,10 @@ class Line:
         number: Decimal,
         balance: Decimal,
         entry: data.Transaction | None = None,
+        pending: bool = False,
     ):
         self.entry = entry
+        self.pending = pending
         self.txn_id = txn_id
         self.date = date
         self.description = text
@@ -112,6 +126,7 @@ def statement_lines(ledger: Ledger, account: str, filters: Filters) -> Iterator[
                 number,
                 balances[currency],
                 entry,
+                pending=entry.flag == "!",
             )
     if not opened and filters.date_from is not None:
         yield from opening_lines(balances, filters)
@@ -151,9 +166,12 @@ def extras(line: Line) -> dict[str, Cell]:
     return found
 
 
-def row(line: Line, with_commodity: bool, columns: tuple[str, ...] = ()) -> list[Cell]:
+def row(
+    line: Line, with_commodity: bool, columns: tuple[str, ...] = (), with_pending: bool = False
+) -> list[Cell]:
     earned = line.number if line.kind == "earned" else None
-    redeemed = -line.number if line.kind == "redeemed" else None
+    redeemed = -line.number if line.kind == "redeemed" and not line.pending else None
+    pending = -line.number if line.kind == "redeemed" and line.pending else None
     expired = -line.number if line.kind == "expired" else None
     cells: list[Cell] = [line.txn_id, line.date, line.description]
     if with_commodity:
@@ -161,6 +179,8 @@ def row(line: Line, with_commodity: bool, columns: tuple[str, ...] = ()) -> list
     if columns:
         found = extras(line)
         cells += [found.get(key) for key in columns]
+    if with_pending:
+        return [*cells, earned, redeemed, pending, expired, line.balance]
     return [*cells, earned, redeemed, expired, line.balance]
 
 
@@ -179,19 +199,26 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     if with_commodity:
         columns.append(Column("Credit type"))
     columns += [Column(key.capitalize()) for key in extra]
-    columns += [
-        Column("Earned", "number"),
-        Column("Redeemed", "number"),
-        Column("Expired", "number"),
-        Column("Balance", "number"),
-    ]
+    columns += [Column("Earned", "number"), Column("Redeemed", "number")]
+    pending = [line for line in lines if line.pending and line.kind == "redeemed"]
+    if pending:
+        columns.append(Column("Pending", "number"))
+    columns += [Column("Expired", "number"), Column("Balance", "number")]
     title = f"Statement of {user.user_id}"
     if filters.date_to is not None:
         title += f" through {filters.date_to}"
+    notes = []
+    if pending:
+        total = sum((-line.number for line in pending), ZERO)
+        notes.append(
+            f"Pending: {len(pending)} redemption(s), {total} credits booked but not settled yet "
+            "(flag !); the Balance already counts them."
+        )
     return Table(
         title,
         columns,
-        [row(line, with_commodity, extra) for line in lines],
+        [row(line, with_commodity, extra, bool(pending)) for line in lines],
         filters,
+        notes=notes,
         chart=Chart("step", x="Date", y=["Balance"], title="Balance over time"),
     )
