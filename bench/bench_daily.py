@@ -22,8 +22,11 @@ Then once per run the whole ledger: the daily report for every user against
 the selected rows, not per user: BQL has no per-account running balance short
 of one query per account).
 
-Loading the ledger is common to both commands and not timed here; the script
-prints the load time so the end-to-end picture can be read off too.
+Loading the ledger is common to both commands and not timed there. With
+``--end-to-end``, the two commands also run as processes for one user
+(``bean-credits report daily`` and ``bean-query`` with the same query; both
+load through Beancount's pickle cache, warmed first), interleaved: that ratio
+shows how much of a command's wall time the load is.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import argparse
 import io
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,13 +62,14 @@ def time_daily(ledger, user_id, through) -> tuple[float, int]:  # type: ignore[n
     return time.perf_counter() - started, out.getvalue().count("\n")
 
 
-def time_bql(ledger, where: str) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def time_bql(ledger, where: str, render: bool = True) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     columns, rows = bql.run_query(
         ledger.entries, ledger.options, f"SELECT date, account, balance WHERE {where}"
     )
-    out = io.StringIO()
-    query_render.render_text(columns, rows, ledger.options["dcontext"], out)
+    if render:
+        out = io.StringIO()
+        query_render.render_text(columns, rows, ledger.options["dcontext"], out)
     return time.perf_counter() - started, len(rows)
 
 
@@ -75,6 +80,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sample", type=int, default=10, help="users timed one by one")
+    parser.add_argument("--end-to-end", action="store_true", help="also time the two commands")
     args = parser.parse_args()
     out = ROOT / "bench" / "out" / str(args.transactions)
     ensure_ledger(out, args)
@@ -91,7 +97,8 @@ def main() -> None:
 
     one: dict[str, list[float]] = {"daily": [], "bql": []}
     whole: dict[str, list[float]] = {"daily": [], "bql": []}
-    rows = {"daily one": 0, "bql one": 0, "daily all": 0, "bql all": 0}
+    bare: dict[str, list[float]] = {"daily": [], "bql": []}
+    rows = {"daily one": 0, "bql one": 0, "daily all": 0, "bql all": 0, "daily rows": 0}
     for _ in range(args.runs):
         daily_total = bql_total = 0.0
         for user in sample:
@@ -110,6 +117,12 @@ def main() -> None:
         rows["daily all"] = buffer.getvalue().count("\n")
         seconds, rows["bql all"] = time_bql(ledger, "account ~ '^Assets:Credits:Users:'")
         whole["bql"].append(seconds)
+        # The same without rendering text: what each computes.
+        started = time.perf_counter()
+        rows["daily rows"] = sum(1 for _row in run("daily", ledger, Filters(date_to=through)))
+        bare["daily"].append(time.perf_counter() - started)
+        seconds, _count = time_bql(ledger, "account ~ '^Assets:Credits:Users:'", render=False)
+        bare["bql"].append(seconds)
 
     def line(label: str, times: dict[str, list[float]], daily_rows: int, bql_rows: int) -> str:
         daily, query = statistics.median(times["daily"]), statistics.median(times["bql"])
@@ -123,7 +136,7 @@ def main() -> None:
 
     print(f"ledger: {out / 'plugins.beancount'}, {len(ledger.entries)} entries after the plugins")
     print(
-        f"python {platform.python_version()}, load with plugins (common to both): {load_time:.1f} s"
+        f"python {platform.python_version()}, load with plugins (both need it): {load_time:.1f} s"
     )
     print(f"range: {common.first_date(ledger)} .. {through}; runs: {args.runs}; target {TARGET}x\n")
     print("| what | daily report (median) | BQL running balance (median) | BQL / daily (per run) |")
@@ -138,6 +151,28 @@ def main() -> None:
         )
     )
     print(line("all users at once", whole, rows["daily all"], rows["bql all"]))
+    print(line("all users, rows only (no text)", bare, rows["daily rows"], rows["bql all"]))
+    if args.end_to_end:
+        user = sample[len(sample) // 2]
+        bin_dir = Path(sys.executable).parent
+        ledger_file = str(out / "plugins.beancount")
+        daily_args = ["report", "daily", ledger_file, "--user", user.user_id, "--to", str(through)]
+        select = f"SELECT date, account, balance WHERE account = '{user.account}'"
+        commands = {
+            "daily": [str(bin_dir / "bean-credits"), *daily_args],
+            "bql": [str(bin_dir / "bean-query"), ledger_file, select],
+        }
+        times: dict[str, list[float]] = {"daily": [], "bql": []}
+        for command in commands.values():  # warm the pickle cache
+            subprocess.run(command, check=True, capture_output=True)
+        for _ in range(args.runs):
+            for name, command in commands.items():
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                times[name].append(time.perf_counter() - started)
+        print(line(f"end to end, one user ({user.user_id}), two processes", times, 0, 0))
+        for name, command in commands.items():
+            print(f"- {name}: `{' '.join(command)}`")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable
 from decimal import Decimal
 
 from beancount.core import data
@@ -175,7 +174,3 @@ def sort_key(value: Cell) -> tuple[int, object]:
     if isinstance(value, datetime.date):
         return (1, value)
     return (2, str(value))
-
-
-def total(values: Iterable[Decimal]) -> Decimal:
-    return sum(values, ZERO)

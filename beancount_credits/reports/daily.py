@@ -132,26 +132,18 @@ def rows_from_log(
     }
     balances: dict[tuple[str, str], Decimal] = {}
     order: list[tuple[str, str, str]] = []
-    # A wallet's close day is not logged (no assertion after a close): its
-    # movements that day (the forfeiture) come from the postings.
-    closing_moves: dict[datetime.date, dict[tuple[str, str], Decimal]] = {}
-    entries = ledger.entries
+    # One quick pass keeps the log of the selected wallets: the day loop then
+    # reads only those assertions (a small share of a large ledger's entries).
+    log = [e for e in ledger.entries if type(e) is data.Balance and e.account in users]
+    closing_moves = close_day_moves(ledger.entries, closes)
     index = 0
     day = first
     while day <= last:
         logged: dict[tuple[str, str], Decimal] = {}
         asserted = day + ONE_DAY
-        while index < len(entries) and entries[index].date <= asserted:
-            entry = entries[index]
+        while index < len(log) and log[index].date <= asserted:
+            entry = log[index]
             index += 1
-            if closes and type(entry) is data.Transaction:
-                for posting in entry.postings:
-                    if closes.get(posting.account) == entry.date and posting.units is not None:
-                        key = (posting.account, posting.units.currency)
-                        moves = closing_moves.setdefault(entry.date, {})
-                        moves[key] = moves.get(key, common.ZERO) + posting.units.number
-            if type(entry) is not data.Balance or entry.account not in users:
-                continue
             currency = entry.amount.currency
             if commodity is not None and currency != commodity:
                 continue
@@ -173,3 +165,27 @@ def rows_from_log(
             # A closed wallet's last row is its close date (its credits forfeited).
             order = [item for item in order if closes.get(item[2], last) > day]
         day += ONE_DAY
+
+
+def close_day_moves(
+    entries: list[data.Directive], closes: dict[str, datetime.date]
+) -> dict[datetime.date, dict[tuple[str, str], Decimal]]:
+    """Each closed wallet's movements on its close day, which the log does not hold.
+
+    There is no assertion after a close, so the forfeiture of the remaining
+    credits on that day comes from the postings.
+    """
+    moves: dict[datetime.date, dict[tuple[str, str], Decimal]] = {}
+    for account, date in closes.items():
+        index = bisect.bisect_left(entries, date, key=lambda entry: entry.date)
+        while index < len(entries) and entries[index].date == date:
+            entry = entries[index]
+            index += 1
+            if type(entry) is not data.Transaction:
+                continue
+            for posting in entry.postings:
+                if posting.account == account and posting.units is not None:
+                    key = (account, posting.units.currency)
+                    day = moves.setdefault(date, {})
+                    day[key] = day.get(key, common.ZERO) + posting.units.number
+    return moves
