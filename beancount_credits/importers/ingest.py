@@ -393,6 +393,7 @@ def _import_locked(
             skip |= set(planned.problems)
             continue  # plan again without them: later rows may have leaned on them
         changes, batch_path, starts = changes_for(main, options, planned, source)
+        planned.entries.clear()  # they are text now; free them before the check loads
         message = f"import {source.name}: {planned.new} new, {planned.already} already imported"
         try:
             if skip and not skip_invalid:
