@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint bench-plugins demo-ledger clean
+.PHONY: demo test lint chromium bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,21 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## The main job on the demo ledger: check it, then every user's balance.
+## The main job on the demo ledger: check it, every user's balance, then the
+## Credit Balance History page in Fava (PORT=5000; Ctrl-C stops it).
+PORT ?= 5000
 demo: $(VENV)/.installed
 	$(BIN)/bean-check $(DEMO)
 	$(BIN)/bean-credits report balances $(DEMO)
+	$(BIN)/bean-credits serve $(DEMO) --port $(PORT)
 
-## Lint and the whole test suite.
-test: $(VENV)/.installed lint
+## Lint and the whole test suite. The browser test drives Debian's chromium
+## (installed here if missing; Playwright never downloads a browser).
+test: $(VENV)/.installed lint chromium
 	$(BIN)/python -m pytest -q
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -34,9 +41,21 @@ demo-ledger: $(VENV)/.installed
 	$(BIN)/python ledgers/demo/generate.py
 	$(BIN)/bean-credits close-day $(DEMO) --date 2026-11-20
 
+## The demo ledger's named queries (Fava's Query page) from queries/*.bql.
+demo-queries: $(VENV)/.installed
+	$(BIN)/python -m beancount_credits.queries queries 2025-09-01 > ledgers/demo/queries.beancount
+
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed
 	$(BIN)/python bench/bench_plugins.py
+
+## Fava's load with and without the credits page, and the page's server time (100k).
+bench-fava: $(VENV)/.installed
+	$(BIN)/python bench/bench_fava.py
+
+## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
+docs-pdf: $(VENV)/.installed
+	$(BIN)/python docs/pdf_previews.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import shutil
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import click
 from beancount.core import data
 
-from beancount_credits import __version__, daily, engine, provenance, verify, write
+from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
+from beancount_credits.reports import run as run_report
 from beancount_credits.reports.render import render_text
 
 
@@ -53,8 +56,25 @@ def main() -> None:
     type=click.FloatRange(min=1),
     help="audit: flag a day's draw-down above FACTOR x the user's median day (default 5).",
 )
+@click.option("--member", metavar="MEMBER", help="Only this team member's transactions.")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), help="Default: month.")
+@click.option("--days", type=click.IntRange(min=1), help="expiring: within this many days (30).")
+@click.option("--sort", "sort_field", metavar="FIELD", help="Sort the rows by this column.")
+@click.option("--desc", is_flag=True, help="Sort in descending order.")
 @click.option(
     "--allow-errors", is_flag=True, help="Report even if the ledger has errors (they are listed)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    metavar="|".join(exports.FORMATS),
+    help="Output format (default: from the -o suffix, else text).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE (atomically) instead of standard output.",
 )
 def report(
     name: str,
@@ -65,16 +85,26 @@ def report(
     date_from: datetime.date | None,
     date_to: datetime.date | None,
     factor: float | None,
+    member: str | None,
+    period: str | None,
+    days: int | None,
+    sort_field: str | None,
+    desc: bool,
     allow_errors: bool,
+    fmt: str | None,
+    output: Path | None,
 ) -> None:
-    """Print report NAME of LEDGER (reports: audit, balances, statement).
+    """Print report NAME of LEDGER.
+
+    Reports: audit, balances, daily, expiring, statement, usage (README,
+    "Reports"). --sort takes a column name as the report prints it.
 
     The audit report runs on a ledger with errors too: finding edits of
     recorded history, which make bean-check fail, is part of its job.
     """
-    make = REPORTS.get(name)
-    if make is None:
+    if name not in REPORTS:
         raise click.UsageError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    fmt = check_output(fmt, output)
     if date_to is None:
         # The edge of the system decides what "now" is; the engine never does.
         date_to = datetime.date.today()
@@ -87,13 +117,49 @@ def report(
         date_from=date_from,
         date_to=date_to,
         factor=None if factor is None else Decimal(str(factor)),
+        member=member,
+        period=period,  # type: ignore[arg-type]
+        days=days,
+        sort=sort_field,
+        desc=desc,
     )
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
-        table = make(loaded, filters)
-        render_text(table, sys.stdout)
-    except (ReportError, LedgerError) as exc:
+        table = run_report(name, loaded, filters)
+        write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options))
+    except (ReportError, LedgerError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def check_output(fmt: str | None, output: Path | None) -> str:
+    """The export format asked for (explicitly, or by the -o suffix); refuse bad ones early."""
+    if fmt is None:
+        fmt = (exports.format_of(output) if output else None) or "text"
+    try:
+        exports.check_format(fmt)
+    except exports.ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output is None and exports.is_binary(fmt) and sys.stdout.isatty():
+        raise click.ClickException(
+            f"{fmt} is a binary format: not writing it to a terminal; use -o FILE"
+        )
+    return fmt
+
+
+def write_report(table, fmt: str, output: Path | None, ledger_name: str) -> None:  # type: ignore[no-untyped-def]
+    """The report to ``output``, or to standard output once it is complete."""
+    if output is not None:
+        exports.export_file(table, fmt, output, ledger_name=ledger_name)
+    elif fmt == "text":
+        render_text(table, sys.stdout)
+    else:
+        # Spool to disk first: a report that fails half-way prints nothing.
+        with tempfile.TemporaryFile() as spool:
+            exports.export(table, fmt, spool, ledger_name=ledger_name)
+            spool.seek(0)
+            sys.stdout.flush()
+            shutil.copyfileobj(spool, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
 
 
 @main.command("close-day")
@@ -113,7 +179,7 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
     try:
         with write.ledger_lock(ledger):
-            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
             planned = daily.plan(loaded, day)
             changes = daily.changes(loaded, planned)
             message = f"close-day {day}: {planned.summary()}"
@@ -123,6 +189,7 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
                 changes,
                 message=message,
                 commit=commit,
+                prepared=loaded.prepared,
             )
     except write.WriteError as exc:
         raise click.ClickException(str(exc)) from None
@@ -134,10 +201,12 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
         click.echo(f"  committed {result.commit[:12]}")
 
 
-def load_or_fail(path: Path, allow_errors: bool, cache: bool = True):  # type: ignore[no-untyped-def]
+def load_or_fail(  # type: ignore[no-untyped-def]
+    path: Path, allow_errors: bool, cache: bool = True, for_write: bool = False
+):
     """Load the ledger; its errors stop the command unless allowed."""
     try:
-        loaded = load(path, cache=cache)
+        loaded = load(path, cache=cache, for_write=for_write)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
     if loaded.errors:
@@ -201,6 +270,184 @@ def verify_command(ledger: Path) -> None:
     raise SystemExit(1)
 
 
+class MomentType(click.ParamType):
+    """A date (that day at 00:00 UTC) or an ISO date and time (UTC unless it says)."""
+
+    name = "YYYY-MM-DD[THH:MM]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime.datetime):
+            return value
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date or a date and time", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+@main.command()
+@LEDGER
+@click.option("--date", "day", type=DATE, help="Alerts as of this day; default: today.")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send and write nothing.")
+@click.option("--explain", "explain_user", metavar="USER_ID", help="Why a user got each alert.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Outbox folder (in-app notifications.jsonl); default: LEDGER's folder/outbox.",
+)
+@click.option(
+    "--templates",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of message templates replacing the shipped ones of the same name.",
+)
+@click.option("--commit", is_flag=True, help="Commit the delivery records to git.")
+def notify(
+    ledger: Path,
+    day: datetime.date | None,
+    dry_run: bool,
+    explain_user: str | None,
+    outbox: Path | None,
+    templates: Path | None,
+    commit: bool,
+) -> None:
+    """Send the due low-balance, expiry and failed top-up alerts; record each delivery."""
+    import os
+
+    from beancount_credits import notify as notifier
+
+    day = day or datetime.date.today()
+    inapp = (outbox or notifier.default_outbox(ledger)) / notifier.INAPP_NAME
+    try:
+        opened, off = notifier.open_channels(os.environ, inapp)
+        if explain_user is not None:
+            loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            click.echo("\n".join(notifier.explain(loaded, explain_user, day, off)))
+            return
+        with write.ledger_lock(ledger):
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            _conf, plan = notifier.prepare(loaded, day)
+            sendable = [item for item in plan.todo if item.channel not in off]
+            click.echo(
+                f"notify {day}: {len(plan.alerts)} alert(s) due, {len(sendable)} delivery(ies) "
+                f"to make" + (" (dry run)" if dry_run else "")
+            )
+            for channel, reason in sorted(off.items()):
+                if any(item.channel == channel for item in plan.todo):
+                    click.echo(f"  {channel}: channel {reason}; its deliveries wait")
+            if dry_run:
+                for item in sendable:
+                    click.echo(
+                        f"  would send {item.alert.kind} {item.alert.id} to "
+                        f"{item.alert.user_id} by {item.channel}: {item.alert.subject}"
+                    )
+                return
+            outcomes = notifier.deliver(plan, opened, notifier.Templates(templates))
+            changes = notifier.record_changes(loaded, outcomes, day)
+            delivered = sum(1 for item in outcomes if item.status == "delivered")
+            failed = len(outcomes) - delivered
+            result = write.apply(
+                ledger,
+                write.ledger_files(ledger, loaded.options),
+                changes,
+                message=f"notify {day}: {delivered} delivered, {failed} failed",
+                commit=commit,
+                prepared=loaded.prepared,
+            )
+    except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in outcomes:
+        why = f": {item.reason}" if item.reason else ""
+        click.echo(
+            f"  {item.status} {item.delivery.alert.kind} {item.delivery.alert.id} to "
+            f"{item.delivery.alert.user_id} by {item.delivery.channel}{why}"
+        )
+    if result.commit:
+        click.echo(f"  committed {result.commit[:12]}")
+    if failed:
+        raise click.ClickException(
+            f"{failed} delivery(ies) failed (recorded; tried again on the next run)"
+        )
+
+
+@main.command("topup")
+@LEDGER
+@click.option(
+    "--date",
+    "moment",
+    type=MomentType(),
+    help="Run as of this date (00:00 UTC) or date and time; default: now.",
+)
+@click.option(
+    "--retry", "retry_user", metavar="USER_ID", help="Re-issue this user's failed request."
+)
+@click.option("--dry-run", is_flag=True, help="Show the decisions; write nothing.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Outbox folder (requests go to topup/<request>.json); default: LEDGER's folder/outbox.",
+)
+@click.option("--commit", is_flag=True, help="Commit the request records to git.")
+def topup_command(
+    ledger: Path,
+    moment: datetime.datetime | None,
+    retry_user: str | None,
+    dry_run: bool,
+    outbox: Path | None,
+    commit: bool,
+) -> None:
+    """Request auto top-ups for users below their rule's threshold (or --retry one)."""
+    from beancount_credits import notify as notifier
+    from beancount_credits import records, settings, topup
+
+    now = moment or datetime.datetime.now(datetime.UTC)
+    folder = outbox or notifier.default_outbox(ledger)
+    try:
+        with write.ledger_lock(ledger):
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            conf = settings.of(loaded)
+            if conf.errors:
+                raise notifier.NotifyError(notifier._settings_errors(conf))
+            decisions = topup.plan(loaded, conf, now, retry_user)
+            requests = [item.request for item in decisions if item.request is not None]
+            if retry_user is not None and not requests:
+                raise click.ClickException(f"topup --retry {retry_user}: {decisions[0].reason}")
+            for item in decisions:
+                if item.request is None:
+                    click.echo(f"  {item.user_id}: no request: {item.reason}")
+                else:
+                    click.echo(
+                        f"  {item.user_id}: {'would request' if dry_run else 'requested'} "
+                        f"{item.request.amount} ({item.request.request}): {item.reason}"
+                    )
+            if dry_run:
+                return
+            changes = records.month_changes(
+                loaded,
+                records.TOPUP_DIR,
+                [topup.request_record(r) for r in requests],
+                "Top-up requests",
+            )
+            result = write.apply(
+                ledger,
+                write.ledger_files(ledger, loaded.options),
+                changes,
+                message=f"topup {now:%Y-%m-%d %H:%M}: {len(requests)} request(s)",
+                commit=commit,
+                prepared=loaded.prepared,
+            )
+            # Every open request has its outbox file, including one whose file a
+            # crash after the ledger write kept from being written.
+            pending = topup.open_requests(loaded, now) + requests
+            files = topup.write_outbox(folder, pending)
+    except (notifier.NotifyError, LedgerError, write.WriteError, topup.TopUpError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s)")
+    for path in files:
+        click.echo(f"  wrote {path}")
+    if result.commit:
+        click.echo(f"  committed {result.commit[:12]}")
+
+
 @main.command("import")
 @LEDGER
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
@@ -255,6 +502,25 @@ def import_command(
             click.echo(f"  wrote {path.resolve().relative_to(root)}")
         if result.commit:
             click.echo(f"  committed {result.commit[:12]}")
+
+
+@main.command()
+@LEDGER
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--edit", is_flag=True, help="Allow editing in Fava (default: read-only).")
+@click.option("--prefix", metavar="PATH", help="Serve under this URL prefix (e.g. /credits).")
+def serve(ledger: Path, host: str, port: int, edit: bool, prefix: str | None) -> None:
+    """Open LEDGER in Fava with the Credit Balance History page."""
+    from beancount_credits.fava import server
+
+    try:
+        app, path = server.make_app(ledger, edit=edit, prefix=prefix)
+        click.echo(f"Credit Balance History: http://{host}:{port}{path}", err=True)
+        click.echo("read-only" if not edit else "editing allowed", err=True)
+        server.serve(app, host, port)
+    except server.ServeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":

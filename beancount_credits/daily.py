@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections import defaultdict
-from pathlib import Path
 
 from beancount.core import data
 
@@ -26,7 +24,6 @@ from beancount_credits.ledger import Ledger
 from beancount_credits.plugins import daily_balances
 
 LOG_DIR = "log"
-LOG_GLOB = f"{LOG_DIR}/*/*.beancount"
 ONE_DAY = datetime.timedelta(days=1)
 # What the two plugins generate; other plugins' entries are not the log's business.
 _GENERATED = (engine.GENERATED_FILENAME, daily_balances.GENERATED_FILENAME)
@@ -98,31 +95,11 @@ def record(entry: data.Directive) -> data.Directive:
 
 def changes(ledger: Ledger, planned: Plan) -> list[write.FileChange]:
     """The month files (and, the first time, the main file's include) for a plan."""
-    root = ledger.path.resolve().parent
-    included = {Path(name).resolve() for name in ledger.options.get("include", [])}
-    by_month: dict[Path, list[data.Directive]] = defaultdict(list)
-    for entry in planned.entries():
-        path = root / LOG_DIR / f"{entry.date.year:04d}" / f"{entry.date.month:02d}.beancount"
-        by_month[path].append(entry)
-    result = []
-    for path, entries in sorted(by_month.items()):
-        if path in included:
-            # Appending keeps what is there; a file on disk that the ledger does
-            # not include (a crash before the include was added) is rewritten.
-            text = path.read_text(encoding="utf-8")
-            if text and not text.endswith("\n"):
-                text += "\n"
-        else:
-            text = (
-                f"; Daily balance log and expiries for {path.parent.name}-{path.stem}, "
-                "written by bean-credits close-day.\n"
-            )
-        text += "".join("\n" + write.render(record(entry)) for entry in entries)
-        result.append(write.FileChange(path, text))
-    main_text = ledger.path.read_text(encoding="utf-8")
-    include = f'include "{LOG_GLOB}"'
-    if result and include not in main_text:
-        separator = "" if main_text.endswith("\n") else "\n"
-        main_text += f"{separator}\n; The daily job's log (bean-credits close-day).\n{include}\n"
-        result.append(write.FileChange(ledger.path, main_text))
-    return result
+    return write.month_files(
+        ledger.path,
+        ledger.options,
+        LOG_DIR,
+        [record(entry) for entry in planned.entries()],
+        "Daily balance log and expiries for {month}, written by bean-credits close-day.",
+        "The daily job's log (bean-credits close-day).",
+    )

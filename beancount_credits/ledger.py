@@ -18,7 +18,7 @@ from pathlib import Path
 from beancount import loader
 from beancount.core import data
 
-from beancount_credits import engine
+from beancount_credits import engine, incremental
 from beancount_credits.accounts import UserIdError, user_id_of
 from beancount_credits.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 
@@ -52,6 +52,8 @@ class Ledger:
     options: dict
     config: CreditsConfig
     users: dict[str, User]  # by user_id
+    # A writer's load keeps its parsed and booked entries to check its change cheaply.
+    prepared: incremental.Prepared | None = None
 
     @functools.cached_property
     def grants(self) -> engine.EngineResult:
@@ -108,16 +110,22 @@ def index_users(entries: list[data.Directive], config: CreditsConfig) -> dict[st
     return users
 
 
-def load(path: str | Path, cache: bool = True) -> Ledger:
+def load(path: str | Path, cache: bool = True, for_write: bool = False) -> Ledger:
     """Load a ledger with Beancount's loader and index it for the tools.
 
     ``cache=False`` skips Beancount's pickle cache: a command that is about to
     change the ledger would only pay for dumping a cache it makes stale.
+    ``for_write=True`` (implies no cache) runs the same steps keeping the
+    parsed and booked entries, so the write path can check the change without
+    parsing and booking the unchanged files again (:mod:`.incremental`).
     """
     path = Path(path)
     if not path.is_file():
         raise LedgerError(f"no ledger file at {path}")
-    if cache:
+    prepared = None
+    if for_write:
+        entries, errors, options, prepared = incremental.load(path)
+    elif cache:
         entries, errors, options = loader.load_file(str(path))
     else:
         entries, errors, options = loader._uncached_load_file(str(path.resolve()), None, None, None)
@@ -129,6 +137,7 @@ def load(path: str | Path, cache: bool = True) -> Ledger:
         options=options,
         config=config,
         users=index_users(entries, config),
+        prepared=prepared,
     )
 
 

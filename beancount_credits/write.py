@@ -7,7 +7,11 @@ A write is:
   writers never interleave (the kernel drops the lock if a writer dies);
 - **checked**: the ledger as it would be after the change is loaded with
   Beancount's full loader (plugins on) from a staging copy; any error aborts
-  and nothing is written;
+  and nothing is written. A writer that loaded the ledger with
+  ``ledger.load(..., for_write=True)`` gets the same check cheaper: the parse
+  and booking of the files it does not change are reused, and the plugins and
+  validations run over the whole changed ledger (:mod:`beancount_credits.incremental`
+  says when that is allowed; otherwise the staging copy is loaded);
 - **atomic**: each file is written to a temporary sibling, fsynced and renamed
   over the old one, so a crash leaves the old file or the new one, never half;
   new files are written before the files that include them;
@@ -38,6 +42,8 @@ from typing import Any
 from beancount import loader
 from beancount.core import amount as amount_lib
 from beancount.core import data
+
+from beancount_credits import incremental
 
 LOCK_NAME = ".bean-credits.lock"
 
@@ -218,6 +224,46 @@ def ledger_files(main: Path, options: dict[str, Any]) -> list[Path]:
     return files or [main.resolve()]
 
 
+def month_files(
+    main: Path,
+    options: dict[str, Any],
+    folder: str,
+    entries: Sequence[data.Directive],
+    header: str,
+    include_comment: str,
+) -> list[FileChange]:
+    """Append ``entries`` to ``<folder>/YYYY/MM.beancount`` by date; include the glob once.
+
+    The month files of close-day's log, the notification records and the
+    top-up requests. ``header`` (with ``{month}`` for ``YYYY-MM``) starts a new
+    file; a file on disk that the ledger does not include yet (a crash before
+    the include was added) is rewritten, not appended to.
+    """
+    root = main.resolve().parent
+    included = {Path(name).resolve() for name in options.get("include", [])}
+    by_month: dict[Path, list[data.Directive]] = {}
+    for entry in sorted(entries, key=lambda entry: entry.date):  # stable: keeps their order
+        path = root / folder / f"{entry.date.year:04d}" / f"{entry.date.month:02d}.beancount"
+        by_month.setdefault(path, []).append(entry)
+    result = []
+    for path, month in sorted(by_month.items()):
+        if path in included:
+            text = path.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+        else:
+            text = "; " + header.format(month=f"{path.parent.name}-{path.stem}") + "\n"
+        text += "".join("\n" + render(entry) for entry in month)
+        result.append(FileChange(path, text))
+    main_text = main.read_text(encoding="utf-8")
+    include = f'include "{folder}/*/*.beancount"'
+    if result and include not in main_text:
+        separator = "" if main_text.endswith("\n") else "\n"
+        main_text += f"{separator}\n; {include_comment}\n{include}\n"
+        result.append(FileChange(main, main_text))
+    return result
+
+
 def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
     """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
     main = main.resolve()
@@ -238,12 +284,19 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
         _entries, errors, _options = loader._uncached_load_file(
             str(stage / main.relative_to(root)), None, None, None
         )
-        messages = []
-        for error in errors:
-            source = error.source or {}
-            filename = str(source.get("filename", "?")).replace(staging, str(root))
-            messages.append(f"{filename}:{source.get('lineno', '?')}: {error.message}")
-        return messages
+        return error_messages(errors, (staging, str(root)))
+
+
+def error_messages(errors: Sequence[Any], rename: tuple[str, str] | None = None) -> list[str]:
+    """Errors as ``file:line: message``; ``rename`` maps a staging folder back to the ledger's."""
+    messages = []
+    for error in errors:
+        source = error.source or {}
+        filename = str(source.get("filename", "?"))
+        if rename is not None:
+            filename = filename.replace(*rename)
+        messages.append(f"{filename}:{source.get('lineno', '?')}: {error.message}")
+    return messages
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -301,6 +354,21 @@ def commit_preflight(main: Path) -> Path:
 class WriteResult:
     written: list[Path]
     commit: str | None = None
+    check: str = ""  # "incremental" or "staged": how the new text was checked
+
+
+def check_changes(
+    main: Path,
+    files: Sequence[Path],
+    changes: Sequence[FileChange],
+    prepared: incremental.Prepared | None = None,
+) -> tuple[list[str], str]:
+    """The errors of the ledger after ``changes``, and which check found them."""
+    if prepared is not None:
+        errors = incremental.check(prepared, {change.path: change.text for change in changes})
+        if errors is not None:
+            return error_messages(errors), "incremental"
+    return staged_check(main, files, changes), "staged"
 
 
 def apply(
@@ -310,16 +378,18 @@ def apply(
     *,
     message: str,
     commit: bool = False,
+    prepared: incremental.Prepared | None = None,
 ) -> WriteResult:
     """Check the changed ledger with the full loader, then write it, then commit.
 
     ``files`` are the ledger's current files (from the load that computed the
-    changes). Call inside :func:`ledger_lock`. On any error nothing is written.
+    changes); ``prepared`` is that load's reusable part, if it kept one. Call
+    inside :func:`ledger_lock`. On any error nothing is written.
     """
     if not changes:
         return WriteResult([])
     repo = commit_preflight(main) if commit else None
-    errors = staged_check(main, files, changes)
+    errors, how = check_changes(main, files, changes, prepared)
     if errors:
         raise WriteError(
             f"the ledger would have {len(errors)} error(s) after this write; nothing was written",
@@ -338,4 +408,4 @@ def apply(
         git(repo, "add", "--", *[str(path.resolve()) for path in written])
         git(repo, "commit", "--quiet", "-m", message)
         sha = git(repo, "rev-parse", "HEAD").strip()
-    return WriteResult(written, sha)
+    return WriteResult(written, sha, how)

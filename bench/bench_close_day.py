@@ -12,8 +12,10 @@ itself. Then, interleaved, each run times
   of it: the daily job as cron runs it, i.e. a load, the plan, the staged full
   check of the new text, and the write.
 
-Target (issue 3): close-day / bean-check <= 1.5. Every run must exit 0; the
-script checks the close-day run wrote the last day's log.
+Target (issue 3): close-day / bean-check <= 1.5, on CPU time (user + system of
+each child, from wait4): the machine is shared, so wall time also counts
+whatever else runs; both are printed. Every run must exit 0; the script checks
+the close-day run wrote the last day's log.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ BIN = Path(sys.executable).parent
 TARGET = 1.5
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
-    """Wall time (s), peak RSS (MiB) and output of one child process."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float, int, str]:
+    """Wall time (s), CPU time (user + system, s), peak RSS (MiB) and output of a child."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
@@ -46,7 +48,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{output[:2000]}")
-    return elapsed, usage.ru_maxrss // 1024, output
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, output
 
 
 def last_day(body: Path) -> datetime.date:
@@ -89,44 +91,68 @@ def main(argv: list[str] | None = None) -> None:
     timed([*close_day, "--date", str(day - datetime.timedelta(days=1))], logged)
 
     check = [str(BIN / "bean-check"), "-C", "plugins.beancount"]
-    times: dict[str, list[float]] = {"bean-check": [], "close-day": []}
-    rss: dict[str, list[int]] = {"bean-check": [], "close-day": []}
+    names = ("bean-check", "close-day")
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    rss: dict[str, list[int]] = {name: [] for name in names}
+
+    def record(name: str, run: int, elapsed: float, used: float, peak: int) -> None:
+        wall[name].append(elapsed)
+        cpu[name].append(used)
+        rss[name].append(peak)
+        print(
+            f"run {run} {name:10s} wall {elapsed:6.2f}s cpu {used:6.2f}s {peak} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+
     for run in range(1, args.runs + 1):
-        elapsed, peak, _ = timed(check, logged)
-        times["bean-check"].append(elapsed)
-        rss["bean-check"].append(peak)
-        print(f"run {run} bean-check {elapsed:6.2f}s {peak} MiB", file=sys.stderr, flush=True)
+        elapsed, used, peak, _ = timed(check, logged)
+        record("bean-check", run, elapsed, used, peak)
         target = work / f"run-{run}"
         fresh_copy(logged, target)
-        elapsed, peak, output = timed([*close_day, "--date", str(day)], target)
+        elapsed, used, peak, output = timed([*close_day, "--date", str(day)], target)
         assert f"close-day {day}:" in output and "wrote" in output, output
-        times["close-day"].append(elapsed)
-        rss["close-day"].append(peak)
-        print(f"run {run} close-day  {elapsed:6.2f}s {peak} MiB", file=sys.stderr, flush=True)
+        record("close-day", run, elapsed, used, peak)
         shutil.rmtree(target)
     shutil.rmtree(work)
 
-    median = {name: statistics.median(values) for name, values in times.items()}
-    ratio = median["close-day"] / median["bean-check"]
-    pairs = ", ".join(
-        f"{b / a:.2f}" for a, b in zip(times["bean-check"], times["close-day"], strict=True)
-    )
+    def ratios(times: dict[str, list[float]]) -> tuple[float, str]:
+        median = statistics.median(b / a for a, b in zip(*times.values(), strict=True))
+        return median, ", ".join(f"{b / a:.2f}" for a, b in zip(*times.values(), strict=True))
+
+    wall_ratio, wall_pairs = ratios(wall)
+    cpu_ratio, cpu_pairs = ratios(cpu)
+    ratio = cpu_ratio
     print(
         f"\nLedger: {out.relative_to(ROOT)}, logged through {day - datetime.timedelta(days=1)};"
-        f" close-day --date {day}; median of {args.runs} interleaved runs; {datetime.date.today()}"
-    )
-    print("\n| command | wall (median) | ratio (per run) | peak RSS |")
-    print("|---|---:|---:|---:|")
-    print(
-        f"| bean-check -C plugins.beancount | {median['bean-check']:.2f} s | 1.00 | "
-        f"{max(rss['bean-check'])} MiB |"
+        f" close-day --date {day}; {args.runs} interleaved runs; {datetime.date.today()};"
+        f" load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(
-        f"| bean-credits close-day --date {day} | {median['close-day']:.2f} s | "
-        f"**{ratio:.2f}** ({pairs}) | {max(rss['close-day'])} MiB |"
+        "\n| command | wall (median) | CPU (median) | CPU ratio (per run) | wall ratio | peak RSS |"
     )
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        label = (
+            "bean-check -C plugins.beancount"
+            if name == "bean-check"
+            else (f"bean-credits close-day --date {day}")
+        )
+        shown = (
+            "1.00 | 1.00"
+            if name == "bean-check"
+            else f"**{cpu_ratio:.2f}** ({cpu_pairs}) | {wall_ratio:.2f} ({wall_pairs})"
+        )
+        print(
+            f"| {label} | {statistics.median(wall[name]):.2f} s | "
+            f"{statistics.median(cpu[name]):.2f} s | {shown} | {max(rss[name])} MiB |"
+        )
     verdict = "meets" if ratio <= TARGET else "misses"
-    print(f"\nTarget: close-day / bean-check <= {TARGET}; {ratio:.2f} {verdict} it.")
+    print(
+        f"\nTarget: close-day / bean-check <= {TARGET} (CPU time: the machine is shared, so"
+        f" wall time also counts other processes); {ratio:.2f} {verdict} it."
+    )
     print(
         f"Command: .venv/bin/python bench/bench_close_day.py --transactions {args.transactions}"
         f" --runs {args.runs}"

@@ -54,7 +54,7 @@ def test_report_case(case: Path) -> None:
         (["report", "statement", "LEDGER"], "the statement report needs --user USER_ID"),
         (
             ["report", "nope", "LEDGER"],
-            "unknown report 'nope'; reports: audit, balances, statement",
+            "unknown report 'nope'; reports: audit, balances, daily, expiring",
         ),
         (
             ["report", "balances", "LEDGER", "--from", "2024-03-01", "--to", "2024-02-01"],

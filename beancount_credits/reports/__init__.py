@@ -9,7 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports import audit, balances, statement
+from beancount_credits.reports import (
+    audit,
+    balances,
+    common,
+    daily,
+    expiring,
+    hybrid,
+    liability,
+    rates,
+    statement,
+    top,
+    usage,
+)
 from beancount_credits.reports.table import Filters, ReportError, Table
 
 Report = Callable[[Ledger, Filters], Table]
@@ -17,7 +29,44 @@ Report = Callable[[Ledger, Filters], Table]
 REPORTS: dict[str, Report] = {
     "audit": audit.report,
     "balances": balances.report,
+    "daily": daily.report,
+    "expiring": expiring.report,
+    "hybrid": hybrid.report,
+    "liability": liability.report,
+    "rates": rates.report,
     "statement": statement.report,
+    "top": top.report,
+    "usage": usage.report,
 }
 
-__all__ = ["REPORTS", "Filters", "Report", "ReportError", "Table"]
+# Filters only some reports read: any other report given one refuses it, so
+# a filter is never silently ignored.
+USED_BY: dict[str, set[str]] = {
+    "member": {"hybrid", "statement", "usage"},
+    "period": {"liability", "top", "usage"},
+    "days": {"expiring"},
+}
+
+
+def run(name: str, ledger: Ledger, filters: Filters) -> Table:
+    """Report ``name`` of the ledger with the filters, sorted as ``filters.sort`` asks.
+
+    Raises ReportError (unknown report, a filter the report does not use, a
+    range outside the ledger, an unknown sort column) and LedgerError
+    (unknown user id), each with a message for one line.
+    """
+    make = REPORTS.get(name)
+    if make is None:
+        raise ReportError(f"unknown report {name!r}; reports: {', '.join(sorted(REPORTS))}")
+    for field, users in USED_BY.items():
+        if getattr(filters, field) is not None and name not in users:
+            raise ReportError(
+                f"--{field} does not apply to report {name!r} (it applies to: "
+                f"{', '.join(sorted(users))})"
+            )
+    common.check_range(ledger, filters)
+    table = make(ledger, filters)
+    return common.sort_table(table, filters.sort, filters.desc, name)
+
+
+__all__ = ["REPORTS", "USED_BY", "Filters", "Report", "ReportError", "Table", "run"]

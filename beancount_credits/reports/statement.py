@@ -1,9 +1,11 @@
 """``statement``: one user's history, line by line, with the running balance.
 
 Columns: Transaction ID | Date | Description | Earned | Redeemed | Expired |
-Balance (and Credit type when the user holds several; Pending when a
-redemption is still pending, flagged ``!``: it counts against the balance
-but shows apart from what is settled). The kind of a line
+Balance (and Credit type when the user holds several; Member, Session, Order
+and Cash when any line has them: the redemption's ``member:``, ``session:``,
+``order:`` or first link, and ``cash:``; Pending when a redemption is still
+pending, flagged ``!``: it counts against the balance but shows apart from
+what is settled). The kind of a line
 follows from its counter-account (DESIGN.md): income is earned, expenses are
 redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
 openings) count as earned when positive and redeemed when negative. Reversals
@@ -22,7 +24,7 @@ from beancount.core import data
 from beancount_credits.config import CreditsConfig
 from beancount_credits.engine import EXPIRED_TAG
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports.table import Cell, Column, Filters, ReportError, Table
+from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
 ZERO = Decimal(0)
 
@@ -53,6 +55,7 @@ class Line:
         "commodity",
         "date",
         "description",
+        "entry",
         "kind",
         "number",
         "pending",
@@ -68,8 +71,10 @@ class Line:
         kind: str,
         number: Decimal,
         balance: Decimal,
+        entry: data.Transaction | None = None,
         pending: bool = False,
     ):
+        self.entry = entry
         self.pending = pending
         self.txn_id = txn_id
         self.date = date
@@ -120,6 +125,7 @@ def statement_lines(ledger: Ledger, account: str, filters: Filters) -> Iterator[
                 kind,
                 number,
                 balances[currency],
+                entry,
                 pending=entry.flag == "!",
             )
     if not opened and filters.date_from is not None:
@@ -140,7 +146,29 @@ def opening_lines(balances: dict[str, Decimal], filters: Filters) -> Iterator[Li
         )
 
 
-def row(line: Line, with_commodity: bool, with_pending: bool = False) -> list[Cell]:
+EXTRAS = ("member", "session", "order", "cash")
+
+
+def extras(line: Line) -> dict[str, Cell]:
+    """The redemption details of a line: member, session, order, cash."""
+    if line.entry is None:
+        return {}
+    meta = line.entry.meta
+    found: dict[str, Cell] = {}
+    for key in EXTRAS:
+        value = meta.get(key)
+        if key == "order" and value is None and line.entry.links:
+            value = sorted(line.entry.links)[0]
+        if value is not None:
+            found[key] = (
+                value.to_string() if key == "cash" and hasattr(value, "to_string") else str(value)
+            )
+    return found
+
+
+def row(
+    line: Line, with_commodity: bool, columns: tuple[str, ...] = (), with_pending: bool = False
+) -> list[Cell]:
     earned = line.number if line.kind == "earned" else None
     redeemed = -line.number if line.kind == "redeemed" and not line.pending else None
     pending = -line.number if line.kind == "redeemed" and line.pending else None
@@ -148,6 +176,9 @@ def row(line: Line, with_commodity: bool, with_pending: bool = False) -> list[Ce
     cells: list[Cell] = [line.txn_id, line.date, line.description]
     if with_commodity:
         cells.append(line.commodity)
+    if columns:
+        found = extras(line)
+        cells += [found.get(key) for key in columns]
     if with_pending:
         return [*cells, earned, redeemed, pending, expired, line.balance]
     return [*cells, earned, redeemed, expired, line.balance]
@@ -158,22 +189,21 @@ def report(ledger: Ledger, filters: Filters) -> Table:
         raise ReportError("the statement report needs --user USER_ID")
     user = ledger.user(filters.user)
     lines = list(statement_lines(ledger, user.account, filters))
+    if filters.member is not None:
+        lines = [line for line in lines if extras(line).get("member") == filters.member]
     commodities = {line.commodity for line in lines}
     with_commodity = len(commodities) > 1
+    present = set().union(*(extras(line) for line in lines)) if lines else set()
+    extra = tuple(key for key in EXTRAS if key in present)
     columns = [Column("Transaction ID"), Column("Date", "date"), Column("Description")]
     if with_commodity:
         columns.append(Column("Credit type"))
-    columns += [
-        Column("Earned", "number"),
-        Column("Redeemed", "number"),
-    ]
+    columns += [Column(key.capitalize()) for key in extra]
+    columns += [Column("Earned", "number"), Column("Redeemed", "number")]
     pending = [line for line in lines if line.pending and line.kind == "redeemed"]
     if pending:
         columns.append(Column("Pending", "number"))
-    columns += [
-        Column("Expired", "number"),
-        Column("Balance", "number"),
-    ]
+    columns += [Column("Expired", "number"), Column("Balance", "number")]
     title = f"Statement of {user.user_id}"
     if filters.date_to is not None:
         title += f" through {filters.date_to}"
@@ -184,5 +214,11 @@ def report(ledger: Ledger, filters: Filters) -> Table:
             f"Pending: {len(pending)} redemption(s), {total} credits booked but not settled yet "
             "(flag !); the Balance already counts them."
         )
-    rows = [row(line, with_commodity, bool(pending)) for line in lines]
-    return Table(title, columns, rows, filters, notes=notes)
+    return Table(
+        title,
+        columns,
+        [row(line, with_commodity, extra, bool(pending)) for line in lines],
+        filters,
+        notes=notes,
+        chart=Chart("step", x="Date", y=["Balance"], title="Balance over time"),
+    )

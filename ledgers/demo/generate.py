@@ -759,12 +759,17 @@ option "operating_currency" "USD"
 plugin "beancount_credits.plugins.expire"
 plugin "beancount_credits.plugins.daily_balances"
 plugin "beancount_credits.plugins.policy"
+plugin "beancount_credits.plugins.settings"
 
 include "accounts.beancount"
+include "settings.beancount"
 {includes}include "fava-import.beancount"
 
 ; --- Queries and Fava options -------------------------------------------------------
 ; Reserved: named `query` directives and `custom "fava-option"` entries go here.
+include "queries.beancount"
+; The Credit Balance History page (Fava extension) and Fava's options for credits:
+include "fava.beancount"
 """
 
 

@@ -1,0 +1,267 @@
+"""Fava extension: the Credit Balance History page.
+
+Enable it in the ledger (``bean-credits serve`` prints the page's address)::
+
+    2025-01-01 custom "fava-extension" "beancount_credits.fava"
+
+The page (template ``templates/CreditBalanceHistory.html``, script
+``CreditBalanceHistory.js``) asks these GET endpoints for JSON, each honouring
+Fava's time (``time``), account (``account``) and tag/advanced (``filter``)
+filters passed in the query string:
+
+- ``users``: every user's balances and period figures (:func:`page.users_table`);
+- ``user?user_id=ID``: one user's daily balances, statement, open grants and
+  per-member use;
+- ``alerts``: credits expiring soon, users in overdraft, failed top-ups;
+- ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
+  written by :func:`beancount_credits.exports.export` (the CLI's exporters);
+  ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
+  ``desc``, the one-user tables ``user_id``.
+
+The figures come from :mod:`beancount_credits.page`; this class only maps
+requests to those functions. It reads the entries Fava loaded (no second load)
+and never writes, so it works under ``--read-only``; its URLs are relative to
+the page, so it works under ``--prefix``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from beancount.core import data
+from fava.context import g
+from fava.core.filters import FilterError
+from fava.ext import FavaExtensionBase, extension_endpoint
+from flask import Response, jsonify, request, send_file
+from werkzeug.utils import secure_filename
+
+from beancount_credits import exports, page
+from beancount_credits.ledger import Ledger, LedgerError
+from beancount_credits.reports.table import ReportError, Table, format_cell
+
+__all__ = ["CreditBalanceHistory"]
+
+USER_TABLES = ("statement", "daily", "grants", "members")
+ALERT_TABLES = ("expiring", "overdraft", "topups")
+
+
+class BadRequest(Exception):
+    """A request the page cannot answer as asked; the message says why (HTTP 4xx)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def table_json(table: Table) -> dict[str, Any]:
+    """A Table for the page's script: cells as text (exact numbers), None as null."""
+    return {
+        "title": table.title,
+        "columns": [{"name": column.name, "kind": column.kind} for column in table.columns],
+        "rows": [[None if cell is None else format_cell(cell) for cell in row] for row in table],
+        "notes": table.notes,
+    }
+
+
+def error_response(message: str, status: int) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+class CreditBalanceHistory(FavaExtensionBase):
+    """Credit Balance History: every user's credits, one user's history, alerts, exports."""
+
+    report_title = "Credit Balance History"
+    has_js_module = True
+
+    _credits: Ledger | None = None
+
+    def after_load_file(self) -> None:
+        # Index the users and run the grant engine once per load, not per request.
+        fava = self.ledger
+        self._credits = page.ledger_from_entries(
+            fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
+        )
+        page.grants_as_of(self._credits, datetime.date.max)  # the end state, cached
+
+    @property
+    def credits(self) -> Ledger:
+        if self._credits is None:
+            self.after_load_file()
+        assert self._credits is not None
+        return self._credits
+
+    # --- the request's filters -------------------------------------------------
+
+    def period(self) -> page.Period:
+        """The period Fava's time filter chose (the whole history without one)."""
+        try:
+            date_range = g.filtered.date_range
+        except FilterError as exc:
+            raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
+        except ValueError as exc:  # Fava's date parser lets e.g. month 13 through
+            time = request.args.get("time")
+            raise BadRequest(f"time filter: Failed to parse date: {time} ({exc})") from None
+        today = datetime.date.today()
+        if date_range is None:
+            return page.Period.make(None, None, today)
+        return page.Period.make(date_range.begin, date_range.end, today)
+
+    def activity_entries(self) -> tuple[Sequence[data.Directive], bool]:
+        """The entries Fava's account and tag filters keep (not clamped to the time
+        filter: the period is applied by date), and whether a filter is on."""
+        account = request.args.get("account") or None
+        advanced = (request.args.get("filter") or "").strip() or None
+        if account is None and advanced is None:
+            return self.credits.entries, False
+        try:
+            filtered = self.ledger.get_filtered(account=account, filter=advanced)
+        except FilterError as exc:
+            raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
+        return filtered.entries, True
+
+    def user_id(self) -> str:
+        user_id = request.args.get("user_id", "").strip()
+        if not user_id:
+            raise BadRequest("missing parameter user_id")
+        if user_id not in self.credits.users:
+            raise BadRequest(f"unknown user id {user_id!r}", 404)
+        return user_id
+
+    def view(self) -> page.View:
+        sort = request.args.get("sort") or None
+        return page.View(
+            segment=request.args.get("segment") or None,
+            credit_type=request.args.get("credit_type") or None,
+            search=(request.args.get("q") or "").strip() or None,
+            sort=sort,
+            desc=request.args.get("desc", "") in ("1", "true"),
+        )
+
+    # --- page data (also used by the template) ------------------------------------
+
+    def users_table(self) -> Table:
+        entries, filtered = self.activity_entries()
+        return page.users_table(
+            self.credits, entries, self.period(), view=self.view(), only_active=filtered
+        )
+
+    def user_tables(self, only: str | None = None) -> dict[str, Table]:
+        """One user's tables (``only``: just that one)."""
+        user_id = self.user_id()
+        period = self.period()
+        credits = self.credits
+        makers: dict[str, Callable[[], Table]] = {
+            "daily": lambda: page.daily_balance_table(credits, user_id, period),
+            "statement": lambda: page.statement_table(credits, user_id, period),
+            "grants": lambda: page.open_grants_table(credits, user_id, period),
+            "members": lambda: page.member_usage_table(
+                credits, user_id, self.activity_entries()[0], period
+            ),
+        }
+        return {name: make() for name, make in makers.items() if only in (None, name)}
+
+    def alert_tables(self) -> dict[str, Table]:
+        period = self.period()
+        return {
+            "expiring": page.expiring_table(self.credits, period),
+            "overdraft": page.overdraft_table(self.credits, period),
+            "topups": page.failed_topups_table(self.credits, period),
+        }
+
+    def choices(self) -> dict[str, list[str]]:
+        """Segments and credit types for the page's filter menus."""
+        segments = sorted({user.segment for user in self.credits.users.values() if user.segment})
+        wallets = page.grants_as_of(self.credits, datetime.date.max).wallets
+        types = sorted({currency for _account, currency in wallets})
+        return {"segments": segments, "credit_types": types}
+
+    # --- endpoints --------------------------------------------------------------------
+
+    def answer(self, make: Callable[[], Any]) -> Any:
+        """Run ``make``; a bad request becomes a 4xx with a message, never a 500."""
+        try:
+            return make()
+        except BadRequest as exc:
+            return error_response(str(exc), exc.status)
+        except (ReportError, LedgerError) as exc:
+            return error_response(str(exc), 400)
+
+    @extension_endpoint
+    def users(self) -> Any:
+        def make() -> Any:
+            period = self.period()
+            return jsonify(
+                {
+                    "period": period.describe(),
+                    "as_of": period.as_of.isoformat(),
+                    **self.choices(),
+                    "table": table_json(self.users_table()),
+                }
+            )
+
+        return self.answer(make)
+
+    @extension_endpoint
+    def user(self) -> Any:
+        def make() -> Any:
+            tables = self.user_tables()
+            user = self.credits.user(self.user_id())
+            return jsonify(
+                {
+                    "user_id": user.user_id,
+                    "segment": user.segment,
+                    "email": None
+                    if user.open.meta.get("email") is None
+                    else str(user.open.meta["email"]),
+                    "credit_limit": None if user.credit_limit is None else str(user.credit_limit),
+                    "period": self.period().describe(),
+                    **{name: table_json(table) for name, table in tables.items()},
+                }
+            )
+
+        return self.answer(make)
+
+    def export_table(self, name: str) -> Table:
+        if name == "users":
+            return self.users_table()
+        if name in USER_TABLES:
+            return self.user_tables(only=name)[name]
+        if name in ALERT_TABLES:
+            return self.alert_tables()[name]
+        known = ", ".join(["users", *USER_TABLES, *ALERT_TABLES])
+        raise BadRequest(f"unknown table {name!r}; tables: {known}")
+
+    @extension_endpoint
+    def export(self) -> Any:
+        def make() -> Any:
+            fmt = request.args.get("format", "")
+            try:
+                exports.check_format(fmt)
+            except exports.ExportError as exc:
+                raise BadRequest(str(exc)) from None
+            name = request.args.get("table", "users")
+            table = self.export_table(name)
+            out = io.BytesIO()
+            ledger_name = exports.ledger_name(self.credits.path, self.credits.options)
+            exports.export(table, fmt, out, ledger_name=ledger_name)
+            out.seek(0)
+            parts = [name, request.args.get("user_id", ""), str(self.period().as_of)]
+            filename = secure_filename("-".join(part for part in parts if part))
+            return send_file(
+                out,
+                mimetype=exports.media_type(fmt),
+                as_attachment=True,
+                download_name=filename + exports.suffix(fmt),
+            )
+
+        return self.answer(make)
+
+    @extension_endpoint
+    def alerts(self) -> Any:
+        def make() -> Any:
+            return jsonify({name: table_json(table) for name, table in self.alert_tables().items()})
+
+        return self.answer(make)

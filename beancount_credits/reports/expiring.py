@@ -1,0 +1,72 @@
+"""``expiring``: grants with credits left that expire within ``--days N`` (default 30).
+
+As of the end of ``--to`` (default: today), a grant expiring on a date D with
+``--to`` < D <= ``--to`` + N is listed with what is left of it then (credits
+expire at the start of their date, so a grant due on ``--to`` itself has
+already expired). Remaining amounts come from the grant engine's pass over the
+ledger through ``--to``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from beancount_credits.ledger import Ledger
+from beancount_credits.reports import common
+from beancount_credits.reports.table import Cell, Column, Filters, Table
+
+DEFAULT_DAYS = 30
+
+COLUMNS = [
+    Column("Expires", "date"),
+    Column("Days left", "number"),
+    Column("User ID"),
+    Column("Grant"),
+    Column("Source"),
+    Column("Granted on", "date"),
+    Column("Credit type"),
+    Column("Granted", "number"),
+    Column("Remaining", "number"),
+]
+
+
+def report(ledger: Ledger, filters: Filters) -> Table:
+    days = filters.days or DEFAULT_DAYS
+    as_of = filters.date_to or common.last_date(ledger) or datetime.date.today()
+    until = as_of + datetime.timedelta(days=days)
+    users = {user.account: user.user_id for user in common.selected_users(ledger, filters)}
+    result = common.grants_as_of(ledger, as_of)
+    rows: list[list[Cell]] = []
+    for grant in result.grants.values():
+        if grant.account not in users or grant.remaining <= 0 or grant.expires is None:
+            continue
+        if not as_of < grant.expires <= until or grant.date > as_of:
+            continue
+        if not common.wants_commodity(filters, grant.currency):
+            continue
+        rows.append(
+            [
+                grant.expires,
+                Decimal((grant.expires - as_of).days),
+                users[grant.account],
+                grant.id,
+                grant.source.rpartition(":")[2] if grant.source else None,
+                grant.date,
+                grant.currency,
+                grant.amount,
+                grant.remaining,
+            ]
+        )
+    rows.sort(key=lambda row: (row[0], row[2], row[3]))  # type: ignore[arg-type,return-value]
+    left: dict[str, Decimal] = {}
+    for row in rows:
+        left[str(row[6])] = left.get(str(row[6]), common.ZERO) + row[8]  # type: ignore[operator]
+    in_all = ", ".join(f"{number} {currency}" for currency, number in sorted(left.items()))
+    return Table(
+        f"Credits expiring within {days} days after {as_of}",
+        COLUMNS,
+        rows,
+        filters,
+        notes=[f"{len(rows)} grant(s) expiring" + (f": {in_all} in all" if rows else "")],
+    )

@@ -1,0 +1,156 @@
+"""``liability``: the credits outstanding, in money, rolled forward per period.
+
+For each period (``--period``, default month) and valuation: opening +
+issued - redeemed - expired = closing. Every movement is valued at the unit
+cost of the grant it touches (``unit_cost:`` on the grant or its source), so a
+redemption that consumed a 0.07 USD grant and a 0.10 USD grant is valued at
+each; this is the grant engine's record (``Ledger.grants``: grants, the
+draw-downs' consumptions, expiries), not a re-derivation.
+
+- issued: grants (less what a reversal of a grant removed, on its date);
+- redeemed: consumptions of draw-downs (less what a reversal of a redemption
+  restored, on the reversal's date), and the part of a grant that repaid an
+  overdraft (on the grant's date: credits used on credit earlier);
+- expired: expiries and forfeitures of closed wallets.
+
+Free credits (grants without a unit cost) are shown apart, in credits, as
+"free" rows: they are a liability in credits with no money behind them.
+Overdrafts are not valued (no grant was consumed) until a grant repays them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from decimal import Decimal
+
+from beancount.core import data
+
+from beancount_credits import engine
+from beancount_credits.ledger import Ledger
+from beancount_credits.reports import common
+from beancount_credits.reports.table import Cell, Column, Filters, Table
+
+COLUMNS = [
+    Column("Period"),
+    Column("Credit type"),
+    Column("Valued in"),
+    Column("Opening", "number"),
+    Column("Issued", "number"),
+    Column("Redeemed", "number"),
+    Column("Expired", "number"),
+    Column("Closing", "number"),
+]
+
+Basis = tuple[str, str]  # credit commodity, money currency or FREE
+FREE = "free"
+MOVES = ("issued", "redeemed", "expired")
+
+
+def basis_of(grant: engine.Grant) -> tuple[Basis, Decimal]:
+    """A grant's valuation basis and the value of one of its credits."""
+    cost = common.unit_cost(grant)
+    if cost is None:
+        return (grant.currency, FREE), Decimal(1)
+    return (grant.currency, cost[1]), cost[0]
+
+
+def reversal_dates(entries: list[data.Directive]) -> dict[str, datetime.date]:
+    """The date of the first reversal naming each txn_id."""
+    dates: dict[str, datetime.date] = {}
+    for entry in entries:
+        if isinstance(entry, data.Transaction) and entry.meta.get("reverses") is not None:
+            dates.setdefault(str(entry.meta["reverses"]), entry.date)
+    return dates
+
+
+def movements(
+    result: engine.EngineResult, accounts: set[str], ledger: Ledger
+) -> list[tuple[datetime.date, Basis, str, Decimal]]:
+    """(date, basis, move, value) of every valued movement of the selected wallets' grants."""
+    reversed_on = reversal_dates(ledger.entries)
+    moves: list[tuple[datetime.date, Basis, str, Decimal]] = []
+    for grant in result.grants.values():
+        if grant.account not in accounts:
+            continue
+        basis, value = basis_of(grant)
+        moves.append((grant.date, basis, "issued", grant.amount * value))
+        if grant.repaid:
+            moves.append((grant.date, basis, "redeemed", grant.repaid * value))
+        if grant.reversed:
+            on = reversed_on.get(grant.txn_id or "", grant.date)
+            moves.append((on, basis, "issued", -grant.reversed * value))
+    for drawdown in result.drawdowns:
+        if drawdown.account not in accounts:
+            continue
+        for part in drawdown.parts:
+            if part.grant is None:
+                continue
+            basis, value = basis_of(part.grant)
+            moves.append((drawdown.date, basis, "redeemed", part.amount * value))
+            if part.restored:
+                on = reversed_on.get(drawdown.txn_id or "", drawdown.date)
+                moves.append((on, basis, "redeemed", -part.restored * value))
+    for expiry in result.expiries:
+        if expiry.grant.account in accounts:
+            basis, value = basis_of(expiry.grant)
+            moves.append((expiry.date, basis, "expired", expiry.amount * value))
+    return moves
+
+
+def report(ledger: Ledger, filters: Filters) -> Table:
+    period = filters.period or common.DEFAULT_PERIOD
+    accounts = {user.account for user in common.selected_users(ledger, filters)}
+    result = common.grants_as_of(ledger, filters.date_to)
+    first = filters.date_from or common.first_date(ledger)
+    last = filters.date_to or common.last_date(ledger)
+    rows: list[list[Cell]] = []
+    if first is None or last is None:
+        return Table("Liability roll-forward", COLUMNS, rows, filters)
+    opening: dict[Basis, Decimal] = defaultdict(Decimal)
+    by_period: dict[tuple[datetime.date, Basis], dict[str, Decimal]] = {}
+    for date, basis, move, value in movements(result, accounts, ledger):
+        if not common.wants_commodity(filters, basis[0]) or date > last:
+            continue
+        if date < first:
+            opening[basis] += value if move == "issued" else -value
+            continue
+        start = common.period_start(date, period)
+        totals = by_period.setdefault((start, basis), dict.fromkeys(MOVES, common.ZERO))
+        totals[move] += value
+    bases = sorted(set(opening) | {basis for _start, basis in by_period}, key=basis_order)
+    for start in common.periods(first, last, period):
+        for basis in bases:
+            totals = by_period.get((start, basis), dict.fromkeys(MOVES, common.ZERO))
+            before = opening[basis]
+            closing = before + totals["issued"] - totals["redeemed"] - totals["expired"]
+            if not before and not any(totals.values()):
+                continue
+            rows.append(
+                [
+                    common.period_label(start, period),
+                    basis[0],
+                    "free credits" if basis[1] == FREE else basis[1],
+                    before,
+                    totals["issued"],
+                    totals["redeemed"],
+                    totals["expired"],
+                    closing,
+                ]
+            )
+            opening[basis] = closing
+    return Table(
+        f"Liability roll-forward per {period}",
+        COLUMNS,
+        rows,
+        filters,
+        notes=[
+            "opening + issued - redeemed - expired = closing, each credit valued at its "
+            "grant's unit cost",
+            "free credits (no unit cost) in credits, apart",
+        ],
+    )
+
+
+def basis_order(basis: Basis) -> tuple[str, bool, str]:
+    return (basis[0], basis[1] == FREE, basis[1])

@@ -1,0 +1,197 @@
+"""The Credit Balance History page in a real browser (Debian's chromium, Playwright).
+
+Starts ``bean-credits serve`` on the demo ledger on a free loopback port, then
+drives the page as a person would: filter by a segment, sort by balance, open a
+user, check the chart and the statement against the grant engine, download an
+export. Screenshots go to ``test-artifacts/`` (git-ignored).
+
+``make test`` installs chromium when it is missing; Playwright never downloads
+a browser here, it launches ``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEMO, ROOT
+
+from beancount_credits.ledger import Ledger, load
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+PAGE = "/credits-demo/extension/CreditBalanceHistory/"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[str]:
+    """``bean-credits serve`` on the demo ledger; yields the page's URL."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).parent / "bean-credits"),
+        "serve",
+        str(DEMO),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}{PAGE}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"bean-credits serve exited ({process.returncode}):\n{output}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("bean-credits serve did not answer within 90 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert CHROMIUM.exists(), (
+        "the browser test needs Debian's chromium: apt-get install -y chromium (make test does)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def ledger() -> Ledger:
+    return load(DEMO)
+
+
+def cells(page: Any, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(
+        f"{selector} tbody tr",
+        "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent))",
+    )
+
+
+def headers(page: Any, selector: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f"{selector} thead th", "ths => ths.map(t => t.dataset.column || t.textContent)"
+    )
+
+
+def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(served)
+    page.wait_for_selector("#cbh-users tbody tr td")
+    assert page.locator("#cbh-period").inner_text().startswith("Period: whole history")
+    names = headers(page, "#cbh-users")
+    user_col, segment_col, type_col = (
+        names.index(n) for n in ("User ID", "Segment", "Credit type")
+    )
+    balance_col = names.index("Balance")
+
+    # Filter by a segment: only its users remain, all of them.
+    page.select_option("#cbh-page-size", "500")
+    page.select_option("#cbh-segment", "enterprise")
+    rows = cells(page, "#cbh-users")
+    enterprise = [user for user in ledger.users.values() if user.segment == "enterprise"]
+    assert {row[segment_col] for row in rows} == {"enterprise"}
+    assert {row[user_col] for row in rows} == {user.user_id for user in enterprise}
+
+    # Sort by balance (first click: largest first), then check the order.
+    page.click("#cbh-users thead th[data-column='Balance']")
+    assert (
+        page.get_attribute("#cbh-users thead th[data-column='Balance']", "aria-sort")
+        == "descending"
+    )
+    rows = cells(page, "#cbh-users")
+    balances = [Decimal(row[balance_col]) for row in rows]
+    assert balances == sorted(balances, reverse=True)
+    page.screenshot(path=str(ARTIFACTS / "credit-balance-history.png"), full_page=True)
+
+    # Open the user with the largest balance.
+    top = rows[0]
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.click("#cbh-users tbody tr:first-child")
+    page.wait_for_selector("#cbh-user:not([hidden]) #cbh-chart svg")
+    assert page.locator("#cbh-user-title").inner_text() == f"User {top[user_col]}"
+    points = page.locator("#cbh-chart svg circle.cbh-point")
+    assert points.count() > 10
+    assert page.locator("#cbh-chart svg path.cbh-line").count() >= 1
+
+    # The statement's last balance is the grant engine's balance of that wallet.
+    user = ledger.users[top[user_col]]
+    statement_names = headers(page, "#cbh-statement")
+    statement = cells(page, "#cbh-statement")
+    last = statement[-1]
+    currency = (
+        last[statement_names.index("Credit type")]
+        if "Credit type" in statement_names
+        else top[type_col]
+    )
+    wallet = ledger.grants.wallets[user.account, currency]
+    assert Decimal(last[statement_names.index("Balance")]) == wallet.balance
+    # ... and so is the chart's last point.
+    last_point = page.eval_on_selector_all(
+        f"#cbh-chart circle.cbh-point[data-type='{currency}']",
+        "cs => cs[cs.length - 1].dataset.balance",
+    )
+    assert Decimal(last_point) == wallet.balance
+    page.screenshot(path=str(ARTIFACTS / "credit-balance-history-user.png"), full_page=True)
+
+    # The statement's Excel export downloads and opens, ending at the same balance.
+    with page.expect_download() as download_info:
+        page.click("#cbh-user .cbh-exports a[data-format='xlsx']")
+    download = download_info.value
+    saved = ARTIFACTS / download.suggested_filename
+    download.save_as(str(saved))
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(saved, read_only=True).worksheets[0]
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert values[0][: len(statement_names)] == statement_names
+    assert Decimal(str(values[-1][statement_names.index("Balance")])) == wallet.balance
+
+    # Back to the table, which kept its filter and order.
+    page.click("#cbh-back")
+    assert cells(page, "#cbh-users")[0][user_col] == top[user_col]
+    assert not errors, errors
+    context.close()
