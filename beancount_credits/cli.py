@@ -13,6 +13,7 @@ import click
 from beancount.core import data
 
 from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
+from beancount_credits import period as periods
 from beancount_credits.ledger import LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports import run as run_report
@@ -123,6 +124,7 @@ def report(
         sort=sort_field,
         desc=desc,
     )
+    ledger = periods.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
         table = run_report(name, loaded, filters)
@@ -521,6 +523,33 @@ def serve(ledger: Path, host: str, port: int, edit: bool, prefix: str | None) ->
         server.serve(app, host, port)
     except server.ServeError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@main.command("close-period")
+@LEDGER
+@click.option(
+    "--through", type=DATE, required=True, help="The last day of the period to close (inclusive)."
+)
+@click.option("--commit", is_flag=True, help="Commit the close to git.")
+def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
+    """Carry LEDGER's open grants forward past a day and archive the period up to it."""
+    if through >= datetime.date.today():
+        raise click.UsageError(f"--through {through} has not ended yet")
+    try:
+        with write.ledger_lock(ledger):
+            loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            planned = periods.plan(loaded, through)
+            result = periods.apply(loaded, planned, commit=commit)
+    except (periods.PeriodError, write.WriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"close-period through {through}: {planned.summary()}")
+    root = ledger.resolve().parent
+    for path in result.written:
+        click.echo(f"  wrote {path.resolve().relative_to(root)}")
+    for path in planned.removed:
+        click.echo(f"  moved {path.relative_to(root)} to the archive")
+    if result.commit:
+        click.echo(f"  committed {result.commit[:12]}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ ZERO = Decimal(0)
 DEFAULT_PRIORITY = 50
 GENERATED_FILENAME = "<beancount_credits.plugins.expire>"
 EXPIRED_TAG = "expired"
+CARRIED_TAG = "carried"  # grants and overdrafts carried forward by a period close
 NEVER = datetime.date.max
 
 # Lines that order generated expiries among a day's entries: Beancount sorts by
@@ -324,11 +325,24 @@ class _Pass:
         # Restored credits of expired grants, summed per grant over a transaction.
         self.restored_expired: dict[Grant, Decimal] = {}
         self.role_cache: dict[str, bool] = {}
+        # The last day of the archived period when the ledger starts with
+        # grants carried forward by a period close.
+        self.closed_through: datetime.date | None = None
 
     # -- helpers
 
     def error(self, meta: data.Meta, message: str, entry: data.Directive | None) -> None:
         self.errors.append(CreditsError(meta, message, entry))
+
+    def unknown(self) -> str:
+        """How to call a txn_id the pass has not seen (it may be in an archived period)."""
+        if self.closed_through is None:
+            return "unknown"
+        return (
+            f"unknown in the active period (if it is in the period closed through "
+            f"{self.closed_through}, it cannot be reversed after the close: book an "
+            "adjustment instead)"
+        )
 
     def is_user(self, account: str) -> bool:
         role = self.role_cache.get(account)
@@ -465,6 +479,8 @@ class _Pass:
                 grant = self.grant(entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = self.grant_annotation(grant)
             else:
+                if CARRIED_TAG in entry.tags:
+                    self.closed_through = entry.date
                 drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
                 annotation = self.annotation(drawdown)
             if annotation and self.config.annotate:
@@ -552,7 +568,21 @@ class _Pass:
     ) -> Grant:
         pmeta = posting.meta or {}
         tmeta = entry.meta
-        policy = self.policy(source)
+        granted = entry.date
+        carried = CARRIED_TAG in entry.tags and "granted" in pmeta
+        if carried:
+            # A grant carried forward by a period close: the original grant's
+            # date, Transaction ID and source, so it is consumed, reversed and
+            # reported exactly as the original; its policy is written out.
+            try:
+                granted = meta_date(pmeta["granted"])
+            except ValueError as exc:
+                self.error(entry.meta, f"granted of carried grant {grant_id!r}: {exc}", entry)
+            if pmeta.get("grant_txn") is not None:
+                txn_id = str(pmeta["grant_txn"])
+            source = None if pmeta.get("source") is None else str(pmeta["source"])
+            self.closed_through = entry.date
+        policy = self.policy(None if carried else source)
         expires: datetime.date | None = None
         priority = DEFAULT_PRIORITY
         unit_cost: amount_lib.Amount | None = None
@@ -579,12 +609,18 @@ class _Pass:
             self.error(entry.meta, f"unit_cost of grant {grant_id!r}: {exc}", entry)
 
         amount = posting.units.number
+        original = amount
+        if carried and pmeta.get("granted_amount") is not None:
+            try:
+                original = meta_decimal(pmeta["granted_amount"])
+            except ValueError as exc:
+                self.error(entry.meta, f"granted_amount of grant {grant_id!r}: {exc}", entry)
         grant = Grant(
             id=grant_id,
             account=wallet.account,
             currency=wallet.currency,
-            date=entry.date,
-            amount=amount,
+            date=granted,
+            amount=original,
             expires=expires,
             priority=priority,
             unit_cost=unit_cost,
@@ -592,6 +628,7 @@ class _Pass:
             txn_id=txn_id,
             meta=entry.meta,
             remaining=amount,
+            consumed=original - amount,  # a carried grant: what it lost before the close
         )
         if grant_id in self.grants:
             if txn_id is None or self.seen_txn_ids.get(txn_id) is entry.meta:
@@ -599,6 +636,14 @@ class _Pass:
             # Keep the duplicate reachable under a unique key so totals still add up.
             grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
         self.grants[grant_id] = grant
+        if grant.consumed and self.keep is None:
+            # What a carried grant lost before the close, as one draw-down on
+            # the carry's date, so the grant ledger adds up (amount = consumed +
+            # expired + remaining) and money roll-forwards open right.
+            part = Consumption(grant, grant.consumed)
+            self.drawdowns.append(
+                DrawDown(None, wallet.account, wallet.currency, entry.date, grant.consumed, [part])
+            )
         if txn_id is not None and (self.keep is None or txn_id in self.keep):
             index_by_txn(self.grants_by_txn, txn_id, grant)
         if expires is not None:
@@ -719,7 +764,7 @@ class _Pass:
                 if drawdown.account == wallet.account and drawdown.currency == wallet.currency
             ]
             if not drawdowns:
-                kind = "a grant" if reverses in self.grants_by_txn else "unknown"
+                kind = "a grant" if reverses in self.grants_by_txn else self.unknown()
                 self.error(
                     entry.meta,
                     f"Reversal {txn_id!r} gives {number} {wallet.currency} back to user "
@@ -758,7 +803,7 @@ class _Pass:
             if grant.account == wallet.account and grant.currency == wallet.currency
         ]
         if not grants:
-            kind = "a draw-down" if reverses in self.drawdowns_by_txn else "unknown"
+            kind = "a draw-down" if reverses in self.drawdowns_by_txn else self.unknown()
             self.error(
                 entry.meta,
                 f"Reversal {txn_id!r} takes {asked} {wallet.currency} from user {user!r}, "
