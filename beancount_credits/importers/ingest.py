@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import gc
 import hashlib
 import io
 import json
@@ -40,7 +39,7 @@ from typing import IO, Any
 
 from beancount import loader
 
-from beancount_credits import write
+from beancount_credits import incremental, write
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers.events import Problem, ReadError, Row, read_rows, rows_of
 from beancount_credits.ledger import find_config
@@ -348,12 +347,13 @@ def import_events(
     except ReadError as exc:
         raise ImportFailed(f"{source.name}: {exc}") from None
     try:
-        with write.ledger_lock(main):
+        # The collector off, as for the writers' loads: the import allocates
+        # (and the check loads) millions of objects without cycles, and its
+        # passes over them cost more than the planning.
+        with write.ledger_lock(main), incremental.paused_gc():
             return _import_locked(main, source, rows, commit, skip_invalid, rejects, zone)
     except write.WriteError as exc:
         raise ImportFailed(exc.args[0], exc.details) from None
-    finally:
-        gc.unfreeze()
 
 
 def _import_locked(
@@ -379,9 +379,6 @@ def _import_locked(
     # The parsed entries are not needed beyond the index: free them before the
     # staged check loads the ledger again (peak memory).
     del entries
-    # The index and the rows live through the whole import: keep the collector
-    # from walking them again and again (import_events unfreezes).
-    gc.freeze()
     skip: set[int] = set()
     rejected: list[str] = []
     for attempt in range(_MAX_RETRIES):
@@ -393,6 +390,7 @@ def _import_locked(
             skip |= set(planned.problems)
             continue  # plan again without them: later rows may have leaned on them
         changes, batch_path, starts = changes_for(main, options, planned, source)
+        planned.entries.clear()  # they are text now; free them before the check loads
         message = f"import {source.name}: {planned.new} new, {planned.already} already imported"
         try:
             if skip and not skip_invalid:
