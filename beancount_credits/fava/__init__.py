@@ -79,12 +79,13 @@ class CreditBalanceHistory(FavaExtensionBase):
     _credits: Ledger | None = None
 
     def after_load_file(self) -> None:
-        # Index the users and run the grant engine once per load, not per request.
+        # Index the users and wallets once per load, not per request; the end
+        # state of the grants is the expire plugin's (no second engine pass).
         fava = self.ledger
         self._credits = page.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        page.grants_as_of(self._credits, datetime.date.max)  # the end state, cached
+        page.grants_as_of(self._credits, datetime.date.max)
 
     @property
     def credits(self) -> Ledger:
@@ -109,18 +110,18 @@ class CreditBalanceHistory(FavaExtensionBase):
             return page.Period.make(None, None, today)
         return page.Period.make(date_range.begin, date_range.end, today)
 
-    def activity_entries(self) -> tuple[Sequence[data.Directive], bool]:
+    def activity_entries(self) -> Sequence[data.Directive] | None:
         """The entries Fava's account and tag filters keep (not clamped to the time
-        filter: the period is applied by date), and whether a filter is on."""
+        filter: the period is applied by date); None when no such filter is on."""
         account = request.args.get("account") or None
         advanced = (request.args.get("filter") or "").strip() or None
         if account is None and advanced is None:
-            return self.credits.entries, False
+            return None
         try:
             filtered = self.ledger.get_filtered(account=account, filter=advanced)
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
-        return filtered.entries, True
+        return filtered.entries
 
     def user_id(self) -> str:
         user_id = request.args.get("user_id", "").strip()
@@ -143,9 +144,9 @@ class CreditBalanceHistory(FavaExtensionBase):
     # --- page data (also used by the template) ------------------------------------
 
     def users_table(self) -> Table:
-        entries, filtered = self.activity_entries()
+        entries = self.activity_entries()
         return page.users_table(
-            self.credits, entries, self.period(), view=self.view(), only_active=filtered
+            self.credits, entries, self.period(), view=self.view(), only_active=entries is not None
         )
 
     def user_tables(self, only: str | None = None) -> dict[str, Table]:
@@ -158,7 +159,7 @@ class CreditBalanceHistory(FavaExtensionBase):
             "statement": lambda: page.statement_table(credits, user_id, period),
             "grants": lambda: page.open_grants_table(credits, user_id, period),
             "members": lambda: page.member_usage_table(
-                credits, user_id, self.activity_entries()[0], period
+                credits, user_id, self.activity_entries(), period
             ),
         }
         return {name: make() for name, make in makers.items() if only in (None, name)}
