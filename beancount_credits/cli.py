@@ -77,6 +77,12 @@ def main() -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to FILE (atomically) instead of standard output.",
 )
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="usage, rates, liability, daily: read a parquet export (DuckDB), not the ledger.",
+)
 def report(
     name: str,
     ledger: Path,
@@ -94,6 +100,7 @@ def report(
     allow_errors: bool,
     fmt: str | None,
     output: Path | None,
+    source: Path | None = None,
 ) -> None:
     """Print report NAME of LEDGER.
 
@@ -124,6 +131,15 @@ def report(
         sort=sort_field,
         desc=desc,
     )
+    if source is not None:
+        from beancount_credits import columnar_reports  # duckdb only when asked for
+
+        try:
+            table = columnar_reports.run(name, source, filters)
+            write_report(table, fmt, output, exports.ledger_name(ledger, {}))
+        except (ReportError, exports.ExportError) as exc:
+            raise click.ClickException(str(exc)) from None
+        return
     ledger = periods.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
@@ -550,6 +566,37 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
         click.echo(f"  moved {path.relative_to(root)} to the archive")
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
+
+
+@main.group("export")
+def export_group() -> None:
+    """Export the ledger for other tools (parquet: a columnar export for DuckDB, Spark, Trino)."""
+
+
+@export_group.command("parquet")
+@LEDGER
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The export folder (created; unchanged months are not rewritten).",
+)
+def export_parquet(ledger: Path, output: Path) -> None:
+    """Export LEDGER's whole history as Parquet, partitioned by month, into a folder."""
+    from beancount_credits import columnar  # pyarrow only when asked for
+
+    history = periods.history_path(ledger)  # closed periods included
+    loaded = load_or_fail(history, allow_errors=False)
+    try:
+        result = columnar.export(loaded, output)
+    except columnar.ColumnarError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"export parquet {output}: {result.summary()}")
+    for relative in result.written:
+        click.echo(f"  wrote {relative}")
+    for relative in result.removed:
+        click.echo(f"  removed {relative}")
 
 
 if __name__ == "__main__":

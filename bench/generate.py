@@ -155,8 +155,10 @@ def pick_weighted(rng: random.Random, users: list[User], cum_weights: list[float
     return rng.choices(users, cum_weights=cum_weights)[0]
 
 
-def generate(transactions: int, users: int, seed: int) -> tuple[str, dict[str, int]]:
-    """Return the body text and counts of what it holds."""
+def generate(
+    transactions: int, users: int, seed: int, start: datetime.date = START, days: int = DAYS
+) -> tuple[str, dict[str, int]]:
+    """Return the body text and counts of what it holds (``days`` days from ``start``)."""
     rng = random.Random(seed)
     people = make_users(rng, users)
     activity = [min(rng.paretovariate(1.2), 50.0) for _ in people]
@@ -164,21 +166,21 @@ def generate(transactions: int, users: int, seed: int) -> tuple[str, dict[str, i
     # Promotions target quiet users (win-back campaigns), who often let them expire.
     cum_quiet = list(itertools.accumulate(1 / weight**2 for weight in activity))
     day_weights = [
-        0.6 if (START + datetime.timedelta(day)).weekday() >= 5 else 1.0 for day in range(DAYS)
+        0.6 if (start + datetime.timedelta(day)).weekday() >= 5 else 1.0 for day in range(days)
     ]
-    days = sorted(rng.choices(range(DAYS), day_weights, k=transactions))
+    event_days = sorted(rng.choices(range(days), day_weights, k=transactions))
     width = len(str(transactions))
     counts = dict.fromkeys(NARRATIONS, 0)
 
-    out = [HEADER]
+    out = [HEADER.replace("2024-01-01", start.isoformat())]
     for user in people:
         out.append(
-            f"2024-01-01 open {user.account} CREDIT\n"
+            f"{start} open {user.account} CREDIT\n"
             f'  user_id: "{user.user_id}"\n  segment: "{user.segment}"\n'
         )
     out.append("\n")
-    for seq, day in enumerate(days, 1):
-        date = START + datetime.timedelta(day)
+    for seq, day in enumerate(event_days, 1):
+        date = start + datetime.timedelta(day)
         txn_id = f"t-{seq:0{width}d}"
         meta = [f'txn_id: "{txn_id}"']
         if rng.random() < GRANT_SHARE:
@@ -233,16 +235,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--start", type=datetime.date.fromisoformat, default=START, help="first day (2024-01-01)"
+    )
+    parser.add_argument("--days", type=int, default=DAYS, help="days of activity (366: 2024)")
     parser.add_argument("--out", type=Path, help="default: bench/out/<transactions>")
     args = parser.parse_args(argv)
     out_dir = args.out or Path(__file__).parent / "out" / str(args.transactions)
     started = time.perf_counter()
-    body, counts = generate(args.transactions, args.users, args.seed)
+    body, counts = generate(args.transactions, args.users, args.seed, args.start, args.days)
     write(out_dir, body)
     grants = sum(counts[kind] for kind in ("purchase", "top-up", "promotion", "loyalty"))
     mix = ", ".join(f"{kind} {count}" for kind, count in counts.items())
     print(
-        f"{out_dir}: {args.transactions} transactions, {args.users} users, seed {args.seed} "
+        f"{out_dir}: {args.transactions} transactions, {args.users} users, {args.days} days "
+        f"from {args.start}, seed {args.seed} "
         f"({grants / args.transactions:.1%} grants: {mix}) "
         f"in {time.perf_counter() - started:.1f}s"
     )

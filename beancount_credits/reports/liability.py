@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
+from collections.abc import Iterable
 from decimal import Decimal
 
 from beancount.core import data
@@ -99,17 +100,27 @@ def movements(
 
 
 def report(ledger: Ledger, filters: Filters) -> Table:
-    period = filters.period or common.DEFAULT_PERIOD
     accounts = {user.account for user in common.selected_users(ledger, filters)}
     result = common.grants_as_of(ledger, filters.date_to)
     first = filters.date_from or common.first_date(ledger)
     last = filters.date_to or common.last_date(ledger)
-    rows: list[list[Cell]] = []
     if first is None or last is None:
-        return Table("Liability roll-forward", COLUMNS, rows, filters)
+        return Table("Liability roll-forward", COLUMNS, [], filters)
+    return roll_forward(movements(result, accounts, ledger), filters, first, last)
+
+
+def roll_forward(
+    moves: Iterable[tuple[datetime.date, Basis, str, Decimal]],
+    filters: Filters,
+    first: datetime.date,
+    last: datetime.date,
+) -> Table:
+    """The report from the valued movements (the ledger's, or a columnar export's)."""
+    period = filters.period or common.DEFAULT_PERIOD
+    rows: list[list[Cell]] = []
     opening: dict[Basis, Decimal] = defaultdict(Decimal)
     by_period: dict[tuple[datetime.date, Basis], dict[str, Decimal]] = {}
-    for date, basis, move, value in movements(result, accounts, ledger):
+    for date, basis, move, value in moves:
         if not common.wants_commodity(filters, basis[0]) or date > last:
             continue
         if date < first:

@@ -77,6 +77,11 @@ def report(ledger: Ledger, filters: Filters) -> Table:
             sums = totals[(dimension, group, grant.currency)]
             for index, number in enumerate(numbers):
                 sums[index] += number
+    return rates_table(totals, filters)
+
+
+def rates_table(totals: dict[tuple[str, str, str], list[Decimal]], filters: Filters) -> Table:
+    """The report from its totals by (dimension, group, credit type) (ledger or export)."""
     rows: list[list[Cell]] = []
     for key in sorted(totals, key=lambda k: (DIMENSIONS.index(k[0]), k[2], k[1])):
         issued, redeemed, expired, still_open = totals[key]

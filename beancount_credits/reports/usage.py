@@ -72,6 +72,16 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     period = filters.period or common.DEFAULT_PERIOD
     found = usage_by_period(ledger, filters, period)
     user_ids = {user.account: user.user_id for user in ledger.users.values()}
+    return usage_table(found, user_ids, filters, period)
+
+
+def usage_table(
+    found: dict[tuple[str, str], dict[datetime.date, Totals]],
+    user_ids: dict[str, str],
+    filters: Filters,
+    period: str,
+) -> Table:
+    """The report from its totals (the ledger's, or a columnar export's)."""
     rows: list[list[Cell]] = []
     for account, currency in sorted(found, key=lambda key: (user_ids[key[0]], key[1])):
         by_period = found[(account, currency)]

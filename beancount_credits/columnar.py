@@ -1,0 +1,416 @@
+"""The columnar export: a credits ledger as Parquet, partitioned by month, written incrementally.
+
+``bean-credits export parquet LEDGER -o DIR`` writes five datasets under DIR,
+each in Hive-style month folders (``DIR/<table>/month=YYYY-MM/part-0.parquet``)
+that DuckDB, Spark and Trino read as they are (the ``month`` column comes from
+the folder name):
+
+- ``postings``: every posting of every transaction (generated expiries
+  included), with the wallet's ``user_id`` and, for a wallet posting, its
+  ``kind`` as the statement classifies it (earned, redeemed, expired);
+- ``grants``: every grant as the grant engine left it at the end of the ledger
+  (amount, consumed, expired, remaining, repaid, reversed and the date of the
+  reversal, expiry, priority, unit cost, source);
+- ``consumption``: every part of every draw-down (``grant_id`` empty for the
+  overdraft part), with what reversals restored of it and when;
+- ``expiries``: every expiry and forfeiture (grant, date, amount);
+- ``balances``: the daily balance log: every wallet's end-of-day balance on
+  each day it changed (quiet days are carried forward by readers);
+
+and ``users/users.parquet`` (user id, wallet, segment, close date), not
+partitioned. Grants, consumption and expiries are the engine's records
+(:attr:`Ledger.grants`), not a re-derivation.
+
+Numbers are ``decimal(38, 9)``: exact, and a type every engine reads. A
+number with more than nine decimal places is refused with an error.
+
+**Incremental.** ``DIR/manifest.json`` keeps a content hash of every
+partition. A partition whose rows did not change is not written again (its
+file, if present, is left as is); a month that changed is rewritten (to a
+temporary file, then renamed); a month that no longer has rows is removed. The
+manifest is written last, so an interrupted export is redone next time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from beancount.core import data
+
+from beancount_credits import engine
+from beancount_credits.ledger import Ledger
+from beancount_credits.reports import common, daily, liability
+from beancount_credits.reports.statement import classify
+
+FORMAT = "beancount-credits-parquet/1"  # bump when a schema changes: everything is rewritten
+MANIFEST = "manifest.json"
+PART = "part-0.parquet"
+NUMBER = pa.decimal128(38, 9)
+
+
+class ColumnarError(Exception):
+    """An export that cannot be written as asked; the message says why."""
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "postings": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("txn_id", pa.string()),
+            ("flag", pa.string()),
+            ("payee", pa.string()),
+            ("narration", pa.string()),
+            ("tags", pa.list_(pa.string())),
+            ("links", pa.list_(pa.string())),
+            ("account", pa.string()),
+            ("user_id", pa.string()),
+            ("commodity", pa.string()),
+            ("number", NUMBER),
+            ("kind", pa.string()),
+            ("member", pa.string()),
+            ("session", pa.string()),
+            ("order_id", pa.string()),
+            ("reverses", pa.string()),
+            ("generated", pa.bool_()),
+            ("filename", pa.string()),
+            ("lineno", pa.int64()),
+        ]
+    ),
+    "grants": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("grant_id", pa.string()),
+            ("txn_id", pa.string()),
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("commodity", pa.string()),
+            ("amount", NUMBER),
+            ("consumed", NUMBER),
+            ("expired", NUMBER),
+            ("remaining", NUMBER),
+            ("repaid", NUMBER),
+            ("reversed", NUMBER),
+            ("reversed_on", pa.date32()),
+            ("expires", pa.date32()),
+            ("priority", pa.int64()),
+            ("unit_cost", NUMBER),
+            ("unit_cost_places", pa.int32()),  # decimal places as written: 0.10 -> 2
+            ("cost_currency", pa.string()),
+            ("source", pa.string()),
+        ]
+    ),
+    "consumption": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("txn_id", pa.string()),
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("commodity", pa.string()),
+            ("grant_id", pa.string()),
+            ("amount", NUMBER),
+            ("restored", NUMBER),
+            ("restored_on", pa.date32()),
+        ]
+    ),
+    "expiries": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("txn_id", pa.string()),
+            ("grant_id", pa.string()),
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("commodity", pa.string()),
+            ("amount", NUMBER),
+        ]
+    ),
+    "balances": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("commodity", pa.string()),
+            ("change", NUMBER),
+            ("balance", NUMBER),
+        ]
+    ),
+    "users": pa.schema(
+        [
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("segment", pa.string()),
+            ("close_date", pa.date32()),
+        ]
+    ),
+}
+PARTITIONED = ("postings", "grants", "consumption", "expiries", "balances")
+
+Row = tuple[Any, ...]
+
+
+@dataclasses.dataclass
+class ExportResult:
+    """What an export wrote, skipped and removed (paths relative to the export folder)."""
+
+    written: list[str]
+    skipped: list[str]
+    removed: list[str]
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.written)} partition(s) written, {len(self.skipped)} unchanged, "
+            f"{len(self.removed)} removed"
+        )
+
+
+def month_of(date: datetime.date) -> str:
+    return f"{date.year:04d}-{date.month:02d}"
+
+
+def text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+# --- Rows from the ledger (pure) ----------------------------------------------------------
+
+
+def posting_rows(ledger: Ledger) -> Iterable[Row]:
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    config = ledger.config
+    for entry in ledger.entries:
+        if not isinstance(entry, data.Transaction):
+            continue
+        meta = entry.meta or {}
+        head = (
+            entry.date,
+            text(meta.get("txn_id")),
+            entry.flag,
+            entry.payee,
+            entry.narration,
+            sorted(entry.tags or ()),
+            sorted(entry.links or ()),
+        )
+        tail = (
+            text(meta.get("member")),
+            text(meta.get("session")),
+            text(meta.get("order")),
+            text(meta.get("reverses")),
+            meta.get("filename") == engine.GENERATED_FILENAME,
+            meta.get("filename"),
+            meta.get("lineno"),
+        )
+        for posting in entry.postings:
+            if posting.units is None or not isinstance(posting.units.number, Decimal):
+                continue
+            user_id = users.get(posting.account)
+            number = posting.units.number
+            kind = None if user_id is None else classify(entry, posting.account, config, number)
+            yield (
+                *head,
+                posting.account,
+                user_id,
+                posting.units.currency,
+                number,
+                kind,
+                *tail,
+            )
+
+
+def places(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def reversal_dates(ledger: Ledger) -> dict[str, datetime.date]:
+    return liability.reversal_dates(ledger.entries)
+
+
+def grant_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    reversed_on = reversal_dates(ledger)
+    for grant in result.grants.values():
+        cost = common.unit_cost(grant)
+        yield (
+            grant.date,
+            grant.id,
+            grant.txn_id,
+            users.get(grant.account),
+            grant.account,
+            grant.currency,
+            grant.amount,
+            grant.consumed,
+            grant.expired,
+            grant.remaining,
+            grant.repaid,
+            grant.reversed,
+            reversed_on.get(grant.txn_id or "") if grant.reversed else None,
+            grant.expires,
+            grant.priority,
+            None if cost is None else cost[0],
+            None if cost is None else places(cost[0]),
+            None if cost is None else cost[1],
+            grant.source,
+        )
+
+
+def consumption_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    reversed_on = reversal_dates(ledger)
+    for drawdown in result.drawdowns:
+        for part in drawdown.parts:
+            yield (
+                drawdown.date,
+                drawdown.txn_id,
+                users.get(drawdown.account),
+                drawdown.account,
+                drawdown.currency,
+                None if part.grant is None else part.grant.id,
+                part.amount,
+                part.restored,
+                reversed_on.get(drawdown.txn_id or "") if part.restored else None,
+            )
+
+
+def expiry_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    for expiry in result.expiries:
+        grant = expiry.grant
+        yield (
+            expiry.date,
+            expiry.txn_id,
+            grant.id,
+            users.get(grant.account),
+            grant.account,
+            grant.currency,
+            expiry.amount,
+        )
+
+
+def balance_rows(ledger: Ledger) -> Iterable[Row]:
+    """The balance log: the daily report's rows on the days a wallet's balance changed."""
+    first, last = common.first_date(ledger), common.last_date(ledger)
+    if first is None or last is None:
+        return
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    accounts = {user_id: account for account, user_id in users.items()}
+    make = daily.rows_from_log if daily.keeps_balance_log(ledger) else daily.daily_rows
+    for day, user_id, currency, change, balance in make(ledger, users, None, first, last):
+        if change is not None:
+            yield (day, user_id, accounts[str(user_id)], currency, change, balance)
+
+
+def user_rows(ledger: Ledger) -> Iterable[Row]:
+    for user in sorted(ledger.users.values(), key=lambda user: user.user_id):
+        yield (user.user_id, user.account, user.segment, user.close_date)
+
+
+# --- Writing --------------------------------------------------------------------------------
+
+
+def digest(rows: list[Row]) -> str:
+    hasher = hashlib.sha256()
+    for row in rows:
+        hasher.update(repr(row).encode())
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def arrow_table(name: str, rows: list[Row]) -> pa.Table:
+    schema = SCHEMAS[name]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    try:
+        return pa.Table.from_arrays(
+            [
+                pa.array(column, type=field.type)
+                for column, field in zip(columns, schema, strict=True)
+            ],
+            schema=schema,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ColumnarError(f"{name}: {exc}") from None
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """Write atomically: a temporary sibling, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, temporary, compression="zstd")
+    os.replace(temporary, path)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if manifest.get("format") == FORMAT else {}
+
+
+def export(ledger: Ledger, out: Path) -> ExportResult:
+    """Write the ledger's datasets under ``out``, rewriting only the partitions that changed."""
+    if out.exists() and not out.is_dir():
+        raise ColumnarError(f"{out} exists and is not a folder")
+    result = ledger.grants
+    tables: dict[str, Iterable[Row]] = {
+        "postings": posting_rows(ledger),
+        "grants": grant_rows(ledger, result),
+        "consumption": consumption_rows(ledger, result),
+        "expiries": expiry_rows(ledger, result),
+        "balances": balance_rows(ledger),
+    }
+    partitions: dict[str, list[Row]] = {}
+    for name, rows in tables.items():
+        by_month: dict[str, list[Row]] = defaultdict(list)
+        for row in rows:
+            by_month[month_of(row[0])].append(row)
+        for month, month_rows in by_month.items():
+            partitions[f"{name}/month={month}/{PART}"] = month_rows
+    partitions["users/users.parquet"] = list(user_rows(ledger))
+
+    old = read_manifest(out)
+    old_hashes: dict[str, str] = old.get("partitions", {})
+    hashes: dict[str, str] = {}
+    written: list[str] = []
+    skipped: list[str] = []
+    for relative in sorted(partitions):
+        rows = partitions[relative]
+        hashes[relative] = digest(rows)
+        if old_hashes.get(relative) == hashes[relative] and (out / relative).is_file():
+            skipped.append(relative)
+            continue
+        write_parquet(out / relative, arrow_table(relative.split("/", 1)[0], rows))
+        written.append(relative)
+    removed = []
+    for relative in sorted(set(old_hashes) - set(hashes)):
+        path = out / relative
+        if path.is_file():
+            path.unlink()
+            if path.parent.name.startswith("month=") and not any(path.parent.iterdir()):
+                shutil.rmtree(path.parent)
+        removed.append(relative)
+    first, last = common.first_date(ledger), common.last_date(ledger)
+    manifest = {
+        "format": FORMAT,
+        "ledger": str(ledger.path),
+        "first_date": None if first is None else first.isoformat(),
+        "last_date": None if last is None else last.isoformat(),
+        "partitions": hashes,
+    }
+    manifest_text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    if written or removed or not (out / MANIFEST).is_file():
+        temporary = out / f".{MANIFEST}.tmp"
+        out.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(manifest_text, encoding="utf-8")
+        os.replace(temporary, out / MANIFEST)
+    return ExportResult(written, skipped, removed)

@@ -1,0 +1,242 @@
+"""Scale: one 1M-event ledger against a closed period and the Parquet export.
+
+    .venv/bin/python bench/bench_scale.py                     # 1,000,000 events, 20,000 users
+    .venv/bin/python bench/bench_scale.py --transactions 200000 --users 4000
+
+Setup, cached under ``bench/out/scale-<transactions>/`` (git-ignored; each
+step is skipped when its output exists), with the times it took:
+
+1. ``single/``: ``generate.py`` events over two years (2024-01-01 ..
+   2025-12-31), then ``bean-credits close-day --date 2025-12-31``: the single
+   ledger as the daily job leaves it (its balance log written);
+2. ``closed/``: a copy of ``single/`` closed with ``bean-credits close-period
+   --through 2025-11-30``: the active period is December 2025;
+3. ``period/``: a ledger holding only one month of activity at the same rate
+   (same users, the events of 31 days), logged by close-day: what the active
+   period's own activity costs;
+4. ``parquet/``: ``bean-credits export parquet single/plugins.beancount``.
+
+Measured, side by side in one run (each a fresh process; wall time, CPU time
+= user + system from ``os.wait4``, peak RSS):
+
+- ``bean-check -C`` of the single ledger, of the closed ledger's active
+  period, and of the one-month ledger;
+- ``bean-query`` of ``queries/usage_per_month.bql`` over the single ledger
+  against ``bean-credits report usage --source parquet/`` (the same rows: the
+  script checks every user's monthly earned / redeemed / expired agree).
+
+The machine is shared (2 cores, other jobs): CPU time is the fairer figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+START = datetime.date(2024, 1, 1)
+DAYS = 731  # 2024-01-01 .. 2025-12-31
+LAST = START + datetime.timedelta(days=DAYS - 1)
+THROUGH = datetime.date(2025, 11, 30)  # close-period: December 2025 stays active
+MAIN = "plugins.beancount"
+
+
+def timed(command: list[str], cwd: Path = ROOT) -> dict[str, object]:
+    """Wall time, CPU time (user + system) and peak RSS of a child; fails loudly."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
+    return {
+        "wall": round(elapsed, 2),
+        "cpu": round(usage.ru_utime + usage.ru_stime, 2),
+        "rss_mib": usage.ru_maxrss // 1024,
+        "output": output,
+    }
+
+
+def step(log: dict, name: str, command: list[str], cwd: Path = ROOT) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
+    result = timed(command, cwd)
+    print(f"  {result['wall']} s wall, {result['cpu']} s CPU, {result['rss_mib']} MiB", flush=True)
+    log[name] = {key: value for key, value in result.items() if key != "output"}
+
+
+def setup(out: Path, transactions: int, users: int, seed: int) -> dict:
+    """The four inputs (cached), and how long each setup step took."""
+    log_path = out / "setup.json"
+    log: dict = json.loads(log_path.read_text()) if log_path.exists() else {}
+    py = str(BIN / "python")
+    credits = str(BIN / "bean-credits")
+    single, closed, period, parquet = (
+        out / name for name in ("single", "closed", "period", "parquet")
+    )
+    if not (single / "log").is_dir():
+        step(
+            log,
+            "generate",
+            [
+                py,
+                "bench/generate.py",
+                "--transactions",
+                str(transactions),
+                "--users",
+                str(users),
+                "--seed",
+                str(seed),
+                "--start",
+                str(START),
+                "--days",
+                str(DAYS),
+                "--out",
+                str(single),
+            ],
+        )
+        step(
+            log, "close-day single", [credits, "close-day", str(single / MAIN), "--date", str(LAST)]
+        )
+        log_path.write_text(json.dumps(log, indent=1))
+    if not (closed / "opening").is_dir():
+        if closed.exists():
+            shutil.rmtree(closed)
+        shutil.copytree(single, closed, ignore=shutil.ignore_patterns(".*picklecache"))
+        step(
+            log,
+            "close-period",
+            [credits, "close-period", str(closed / MAIN), "--through", str(THROUGH)],
+        )
+        log_path.write_text(json.dumps(log, indent=1))
+    if not (period / "log").is_dir():
+        month = (LAST - THROUGH).days
+        step(
+            log,
+            "generate period",
+            [
+                py,
+                "bench/generate.py",
+                "--transactions",
+                str(round(transactions * month / DAYS)),
+                "--users",
+                str(users),
+                "--seed",
+                str(seed),
+                "--start",
+                str(THROUGH + datetime.timedelta(days=1)),
+                "--days",
+                str(month),
+                "--out",
+                str(period),
+            ],
+        )
+        step(
+            log, "close-day period", [credits, "close-day", str(period / MAIN), "--date", str(LAST)]
+        )
+        log_path.write_text(json.dumps(log, indent=1))
+    if not (parquet / "manifest.json").exists():
+        step(
+            log,
+            "export parquet",
+            [credits, "export", "parquet", str(single / MAIN), "-o", str(parquet)],
+        )
+        log_path.write_text(json.dumps(log, indent=1))
+    return log
+
+
+def bql_usage(output: str) -> dict[tuple[str, str, str], list[Decimal]]:
+    """{(month, user id, credit type): [earned, redeemed, expired]} from usage_per_month.bql."""
+    totals: dict[tuple[str, str, str], list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 3)
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) != 7 or not parts[0].isdigit():
+            continue
+        year, month, user_id, currency, expired, earned, credits = parts
+        key = (f"{year}-{int(month):02d}", user_id, currency)
+        index = 2 if expired == "TRUE" else 0 if earned == "TRUE" else 1
+        totals[key][index] += Decimal(credits)
+    return totals
+
+
+def report_usage(output: str) -> dict[tuple[str, str, str], list[Decimal]]:
+    rows = csv.DictReader(io.StringIO(output))
+    return {
+        (row["Period"], row["User ID"], row["Credit type"]): [
+            Decimal(row[name]) for name in ("Earned", "Redeemed", "Expired")
+        ]
+        for row in rows
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transactions", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--setup-only", action="store_true")
+    args = parser.parse_args(argv)
+    out = ROOT / "bench" / "out" / f"scale-{args.transactions}"
+    out.mkdir(parents=True, exist_ok=True)
+    setup_log = setup(out, args.transactions, args.users, args.seed)
+    if args.setup_only:
+        return
+    check = str(BIN / "bean-check")
+    runs: dict = {}
+    step(runs, "bean-check single", [check, "-C", str(out / "single" / MAIN)])
+    step(runs, "bean-check active period", [check, "-C", str(out / "closed" / MAIN)])
+    step(runs, "bean-check one-month ledger", [check, "-C", str(out / "period" / MAIN)])
+    bql = (ROOT / "queries" / "usage_per_month.bql").read_text()
+    query_file = out / "usage_per_month.bql"
+    query_file.write_text(bql)
+    print(f"[{time.strftime('%H:%M:%S')}] bean-query single", flush=True)
+    started = time.perf_counter()
+    query = timed(["sh", "-c", f"{BIN / 'bean-query'} {out / 'single' / MAIN} < {query_file}"])
+    print(f"  {query['wall']} s wall, {query['cpu']} s CPU ({time.perf_counter() - started:.0f})")
+    source = timed(
+        [
+            str(BIN / "bean-credits"),
+            "report",
+            "usage",
+            str(out / "single" / MAIN),
+            "--source",
+            str(out / "parquet"),
+            "--format",
+            "csv",
+            "--to",
+            str(LAST),
+        ]
+    )
+    print(f"  report usage --source: {source['wall']} s wall, {source['cpu']} s CPU")
+    from_bql, from_parquet = bql_usage(str(query["output"])), report_usage(str(source["output"]))
+    same = from_bql == from_parquet
+    results = {
+        "setup": setup_log,
+        "runs": {name: value for name, value in runs.items()},
+        "bean-query": {k: v for k, v in query.items() if k != "output"},
+        "report usage --source": {k: v for k, v in source.items() if k != "output"},
+        "usage rows": len(from_parquet),
+        "same rows": same,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    if not same:
+        missing = set(from_bql) ^ set(from_parquet)
+        raise SystemExit(f"bean-query and report usage --source differ ({len(missing)} keys)")
+
+
+if __name__ == "__main__":
+    main()
