@@ -30,9 +30,9 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import engine, settings
+from beancount_credits import alerts, engine, settings
 from beancount_credits.config import EXPIRE_PLUGIN
-from beancount_credits.ledger import Ledger, find_config, index_users
+from beancount_credits.ledger import Ledger, User, find_config, index_users
 from beancount_credits.plugins import expire as expire_plugin
 from beancount_credits.reports import statement
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
@@ -52,6 +52,7 @@ USERS_COLUMNS = [
     Column("Expired", "number"),
     Column(f"Expiring in {EXPIRING_DAYS} days", "number"),
     Column("Last activity", "date"),
+    Column("Low-balance threshold", "number"),
 ]
 
 
@@ -558,6 +559,8 @@ def users_table(
         by_account[account].add(currency)
     default = main_credit_type(balances)
     active = {account for account, _currency in activity}
+    conf = index(ledger).settings
+    with_thresholds = settings.threshold_commodities(conf)
     rows: list[list[Cell]] = []
     for user in ledger.users.values():
         if only_active and user.account not in active:
@@ -576,6 +579,9 @@ def users_table(
                     moved.expired,
                     soon.get(key, ZERO),
                     last.get(user.account),
+                    threshold_number(conf, user, currency, period.as_of)
+                    if currency in with_thresholds
+                    else None,
                 ]
             )
     rows = narrow(rows, view)
@@ -591,6 +597,14 @@ def users_table(
     if view.search:
         notes.append(f"User ID contains: {view.search}")
     return Table("Credit balances", list(USERS_COLUMNS), rows, filters, notes)
+
+
+def threshold_number(
+    conf: settings.Settings, user: User, currency: str, as_of: datetime.date
+) -> Decimal | None:
+    """The user's low-balance threshold of a credit type on a day (None: none set)."""
+    threshold = settings.low_balance_threshold(conf, user, currency, as_of)
+    return None if threshold is None else threshold.amount.number
 
 
 def main_credit_type(balances: dict[tuple[str, str], Decimal]) -> str:
@@ -761,6 +775,68 @@ def statement_last_balance(table: Table) -> Decimal | None:
 
 
 # --- alerts ---------------------------------------------------------------------
+
+
+def low_balance_table(ledger: Ledger, period: Period) -> Table:
+    """Users whose balance of a credit type is below their low-balance threshold at
+    the end of ``as_of`` (``custom "credits-low-balance"``, see
+    :mod:`beancount_credits.settings`), the furthest below first.
+
+    As the notifications see it (:mod:`beancount_credits.alerts`): wallets open
+    on that day with a transaction by then; "Below since" is the first day of
+    the episode (the day the balance, or a raised threshold, put it below).
+    """
+    found = index(ledger)
+    conf = found.settings
+    as_of = period.as_of
+    commodities = settings.threshold_commodities(conf)
+    users = {
+        user.account: user
+        for user in ledger.users.values()
+        if user.close_date is None or user.close_date > as_of
+    }
+    rows: list[list[Cell]] = []
+    for (account, currency), history in found.wallets.items():
+        user = users.get(account)
+        if user is None or currency not in commodities:
+            continue
+        count = bisect.bisect_right(history.dates, as_of)
+        if not count:
+            continue
+        balance = history.balance[count - 1]
+        threshold = settings.low_balance_threshold(conf, user, currency, as_of)
+        if threshold is None or balance >= threshold.amount.number:
+            continue
+        days: dict[datetime.date, Decimal] = {}
+        for day, running in zip(history.dates[:count], history.balance[:count], strict=True):
+            days[day] = running  # the end-of-day balance: the day's last transaction
+        episode = alerts.low_balance_episode(conf, user, currency, list(days.items()), as_of)
+        rows.append(
+            [
+                user.user_id,
+                user.segment,
+                currency,
+                balance,
+                threshold.amount.number,
+                threshold.scope,
+                None if episode is None else episode[0],
+            ]
+        )
+    rows.sort(key=lambda row: (row[3] - row[4], str(row[0]), str(row[2])))  # type: ignore[operator]
+    return Table(
+        f"Users below their low-balance threshold on {as_of}",
+        [
+            Column("User ID"),
+            Column("Segment"),
+            Column("Credit type"),
+            Column("Balance", "number"),
+            Column("Threshold", "number"),
+            Column("Set for"),
+            Column("Below since", "date"),
+        ],
+        rows,
+        Filters(date_to=as_of),
+    )
 
 
 def expiring_table(ledger: Ledger, period: Period, days: int = EXPIRING_DAYS) -> Table:

@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--views", default="load,all,user,alerts,past")
+    parser.add_argument("--views", default="load,all,user,alerts,past,late")
     args = parser.parse_args()
     out = ROOT / "bench" / "out" / str(args.transactions)
     ensure_ledger(out, args)
@@ -70,6 +70,7 @@ def main() -> None:
         "alerts": (base + "alerts", {}),
         "past": (base + "users", {"time": f"{last.year - 1:04d}-{last.month:02d}"}),
         "pastuser": (base + "user", {"user_id": user_id, "time": f"{last.year - 1:04d}-01"}),
+        "late": (base + "users", {"time": f"{last.year - 1:04d}-10"}),
     }
     client = app.test_client()
     for name in views:

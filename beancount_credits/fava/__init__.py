@@ -12,7 +12,8 @@ filters passed in the query string:
 - ``users``: every user's balances and period figures (:func:`page.users_table`);
 - ``user?user_id=ID``: one user's daily balances, statement, open grants and
   per-member use;
-- ``alerts``: credits expiring soon, users in overdraft, failed top-ups;
+- ``alerts``: users below their low-balance threshold, credits expiring soon,
+  users in overdraft, failed top-ups;
 - ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
   written by :func:`beancount_credits.exports.export` (the CLI's exporters);
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
@@ -32,8 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from beancount.core import data
-from fava.context import g
-from fava.core.filters import FilterError
+from fava.core.filters import FilterError, TimeFilter
 from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
@@ -45,7 +45,7 @@ from beancount_credits.reports.table import ReportError, Table, format_cell
 __all__ = ["CreditBalanceHistory"]
 
 USER_TABLES = ("statement", "daily", "grants", "members")
-ALERT_TABLES = ("expiring", "overdraft", "topups")
+ALERT_TABLES = ("low_balance", "expiring", "overdraft", "topups")
 
 
 class BadRequest(Exception):
@@ -98,12 +98,18 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     def period(self) -> page.Period:
         """The period Fava's time filter chose (the whole history without one)."""
+        # Only the dates: Fava's filtered ledger would also clamp every entry
+        # (seconds on a large ledger), and the page reads the entries itself.
+        time = (request.args.get("time") or "").strip()
         try:
-            date_range = g.filtered.date_range
+            date_range = (
+                TimeFilter(self.ledger.options, self.ledger.fava_options, time).date_range
+                if time
+                else None
+            )
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
         except ValueError as exc:  # Fava's date parser lets e.g. month 13 through
-            time = request.args.get("time")
             raise BadRequest(f"time filter: Failed to parse date: {time} ({exc})") from None
         today = datetime.date.today()
         if date_range is None:
@@ -167,6 +173,7 @@ class CreditBalanceHistory(FavaExtensionBase):
     def alert_tables(self) -> dict[str, Table]:
         period = self.period()
         return {
+            "low_balance": page.low_balance_table(self.credits, period),
             "expiring": page.expiring_table(self.credits, period),
             "overdraft": page.overdraft_table(self.credits, period),
             "topups": page.failed_topups_table(self.credits, period),
