@@ -369,28 +369,27 @@ def export(ledger: Ledger, out: Path) -> ExportResult:
         "expiries": expiry_rows(ledger, result),
         "balances": balance_rows(ledger),
     }
-    partitions: dict[str, list[Row]] = {}
-    for name, rows in tables.items():
-        by_month: dict[str, list[Row]] = defaultdict(list)
-        for row in rows:
-            by_month[month_of(row[0])].append(row)
-        for month, month_rows in by_month.items():
-            partitions[f"{name}/month={month}/{PART}"] = month_rows
-    partitions["users/users.parquet"] = list(user_rows(ledger))
-
+    tables["users"] = user_rows(ledger)
     old = read_manifest(out)
     old_hashes: dict[str, str] = old.get("partitions", {})
     hashes: dict[str, str] = {}
     written: list[str] = []
     skipped: list[str] = []
-    for relative in sorted(partitions):
-        rows = partitions[relative]
-        hashes[relative] = digest(rows)
-        if old_hashes.get(relative) == hashes[relative] and (out / relative).is_file():
-            skipped.append(relative)
-            continue
-        write_parquet(out / relative, arrow_table(relative.split("/", 1)[0], rows))
-        written.append(relative)
+    for name, rows in tables.items():  # one dataset in memory at a time
+        partitions: dict[str, list[Row]] = defaultdict(list)
+        if name in PARTITIONED:
+            for row in rows:
+                partitions[f"{name}/month={month_of(row[0])}/{PART}"].append(row)
+        else:
+            partitions[f"{name}/{name}.parquet"] = list(rows)
+        for relative in sorted(partitions):
+            month_rows = partitions.pop(relative)
+            hashes[relative] = digest(month_rows)
+            if old_hashes.get(relative) == hashes[relative] and (out / relative).is_file():
+                skipped.append(relative)
+                continue
+            write_parquet(out / relative, arrow_table(name, month_rows))
+            written.append(relative)
     removed = []
     for relative in sorted(set(old_hashes) - set(hashes)):
         path = out / relative

@@ -40,7 +40,7 @@ import gc
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from beancount import loader
 from beancount.core import data
 from beancount.ops import validation
 from beancount.parser import booking, parser
+from beancount.utils import misc_utils
 
 # Lines that would change the files, the options or the plugins of the ledger.
 _STRUCTURE_RE = re.compile(r"^[ \t]*(include|option|plugin)\b", re.MULTILINE)
@@ -85,17 +86,22 @@ def stat_key(filename: str) -> tuple[int, int, int]:
 
 
 def _transform_and_validate(
-    booked: list[data.Directive], early_errors: list, options: dict[str, Any]
+    booked: list[data.Directive],
+    early_errors: list,
+    options: dict[str, Any],
+    log_timings: Callable[[str], Any] | None = None,
 ) -> tuple[list[data.Directive], list]:
-    """Plugins and validations, as ``loader._load`` runs them."""
+    """Plugins and validations, as ``loader._load`` runs them (``log_timings``: its timing log)."""
     saved_pythonpath = list(sys.path)
     try:
         if "pythonpath" in options:
             sys.path[0:0] = options["pythonpath"]
-        entries, errors = loader.run_transformations(booked, early_errors, options, None)
+        with misc_utils.log_time("run_transformations", log_timings, indent=1):
+            entries, errors = loader.run_transformations(booked, early_errors, options, log_timings)
     finally:
         sys.path[:] = saved_pythonpath
-    errors.extend(validation.validate(entries, options, None, None))
+    with misc_utils.log_time("beancount.ops.validate", log_timings, indent=1):
+        errors.extend(validation.validate(entries, options, log_timings, None))
     return entries, errors
 
 
@@ -110,16 +116,23 @@ def load(main: Path) -> tuple[list[data.Directive], list, dict[str, Any], Prepar
         return _load(main.resolve())
 
 
-def _load(main: Path) -> tuple[list[data.Directive], list, dict[str, Any], Prepared]:
-    entries, early_errors, options = loader._parse_recursive([(str(main), True)], None, None)
-    stats = {name: stat_key(name) for name in options["include"] if os.path.exists(name)}
-    file_rank: dict[str, int] = {}
-    for entry in entries:
-        name = _filename(entry)
-        if name is not None and name not in file_rank:
-            file_rank[name] = len(file_rank)
-    entries.sort(key=data.entry_sortkey)
-    booked, booking_errors = booking.book(entries, options)
+def _load(
+    main: Path, log_timings: Callable[[str], Any] | None = None
+) -> tuple[list[data.Directive], list, dict[str, Any], Prepared]:
+    """The steps of ``loader._load``; ``log_timings`` gets its timing lines (bench/profile_load)."""
+    with misc_utils.log_time("parse", log_timings, indent=1):
+        entries, early_errors, options = loader._parse_recursive(
+            [(str(main), True)], log_timings, None
+        )
+        stats = {name: stat_key(name) for name in options["include"] if os.path.exists(name)}
+        file_rank: dict[str, int] = {}
+        for entry in entries:
+            name = _filename(entry)
+            if name is not None and name not in file_rank:
+                file_rank[name] = len(file_rank)
+        entries.sort(key=data.entry_sortkey)
+    with misc_utils.log_time("booking", log_timings, indent=1):
+        booked, booking_errors = booking.book(entries, options)
     early_errors.extend(booking_errors)
     cost_accounts = frozenset(
         posting.account
@@ -129,7 +142,7 @@ def _load(main: Path) -> tuple[list[data.Directive], list, dict[str, Any], Prepa
         if posting.cost is not None
     )
     prepared = Prepared(main, options, booked, list(early_errors), stats, file_rank, cost_accounts)
-    entries, errors = _transform_and_validate(booked, early_errors, options)
+    entries, errors = _transform_and_validate(booked, early_errors, options, log_timings)
     options["input_hash"] = loader.compute_input_hash(options["include"])
     return entries, errors, options, prepared
 

@@ -182,6 +182,34 @@ def report_usage(output: str) -> dict[tuple[str, str, str], list[Decimal]]:
     }
 
 
+def markdown(results: dict) -> str:
+    """The side-by-side table for RESULTS.md."""
+    runs = results["runs"]
+    single = runs["bean-check single"]
+    lines = [
+        "| command | wall s | CPU s | peak RSS MiB | CPU / bean-check single |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, value in [
+        *runs.items(),
+        ("bean-query usage_per_month.bql (single)", results["bean-query"]),
+        ("bean-credits report usage --source parquet/", results["report usage --source"]),
+    ]:
+        ratio = value["cpu"] / single["cpu"]
+        lines.append(
+            f"| {name} | {value['wall']:.1f} | {value['cpu']:.1f} | {value['rss_mib']} | "
+            f"{ratio:.3f} |"
+        )
+    query, source = results["bean-query"], results["report usage --source"]
+    lines.append("")
+    lines.append(
+        f"bean-query / report --source: {query['wall'] / source['wall']:.1f}x wall, "
+        f"{query['cpu'] / source['cpu']:.1f}x CPU; {results['usage rows']} usage rows, "
+        f"same rows: {results['same rows']}"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transactions", type=int, default=1_000_000)
@@ -216,8 +244,6 @@ def main(argv: list[str] | None = None) -> None:
             str(out / "parquet"),
             "--format",
             "csv",
-            "--to",
-            str(LAST),
         ]
     )
     print(f"  report usage --source: {source['wall']} s wall, {source['cpu']} s CPU")
@@ -233,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
+    print(markdown(results))
     if not same:
         missing = set(from_bql) ^ set(from_parquet)
         raise SystemExit(f"bean-query and report usage --source differ ({len(missing)} keys)")

@@ -165,3 +165,26 @@ def test_source_refuses_a_filter_the_report_does_not_use(export_dir: Path) -> No
         columnar_reports.run("rates", export_dir, Filters(member="x"))
     with pytest.raises(ReportError, match="empty range"):
         columnar_reports.run("usage", export_dir, Filters(date_from=D("2030-01-01")))
+
+
+def test_export_of_a_closed_ledger_holds_the_whole_history(tmp_path: Path, demo_ledger) -> None:  # type: ignore[no-untyped-def]
+    # After close-period, the export reads the archive too: whole-history
+    # reports on it equal those of the ledger that was never closed.
+    ledger_dir = tmp_path / "demo"
+    shutil.copytree(DEMO.parent, ledger_dir, ignore=shutil.ignore_patterns(".*picklecache"))
+    main_file = ledger_dir / DEMO.name
+    runner = CliRunner()
+    closed = runner.invoke(main, ["close-period", str(main_file), "--through", "2025-12-31"])
+    assert closed.exit_code == 0, closed.output
+    out = tmp_path / "parquet"
+    exported = runner.invoke(main, ["export", "parquet", str(main_file), "-o", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert (out / "postings" / "month=2025-09").is_dir()
+    for name, filters in [
+        ("usage", Filters(date_to=END)),
+        ("rates", Filters(date_to=END)),
+        ("liability", Filters(date_to=END)),
+        ("daily", Filters(user="org-acme", date_to=END)),
+    ]:
+        expected = shown(run(name, demo_ledger, filters))
+        assert shown(columnar_reports.run(name, out, filters)) == expected, name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from pathlib import Path
 
@@ -130,3 +131,38 @@ def test_falls_back_when_a_file_changed_on_disk_after_the_load(ledger: Path) -> 
     stat = transactions.stat()
     os.utime(transactions, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert incremental.check(prepared, {month: month.read_text() + GOOD_OPEN}) is None
+
+
+def test_load_with_the_gc_paused_is_bean_checks_load(tmp_path: Path) -> None:
+    # ledger.load pauses the collector; bean-check's load runs with it on. Same
+    # entries (with every generated entry and annotation) and same errors, on
+    # a ledger with errors too.
+    gc_was = gc.isenabled()
+    reference, reference_errors, _options = loader._uncached_load_file(
+        str(DEMO.resolve()), None, None, None
+    )
+    assert gc.isenabled() == gc_was
+    for cache in (False, True):
+        loaded = load(DEMO, cache=cache)
+        assert gc.isenabled() == gc_was
+        assert loaded.entries == reference
+        assert [printer.format_entry(entry) for entry in loaded.entries] == [
+            printer.format_entry(entry) for entry in reference
+        ]
+        assert loaded.errors == reference_errors == []
+    broken = tmp_path / "broken.beancount"
+    broken.write_text(
+        'plugin "beancount_credits.plugins.expire"\n'
+        '2024-01-01 open Assets:Credits:Users:Alice\n  user_id: "alice"\n'
+        "2024-01-01 open Expenses:Credits:Sessions\n"
+        '2024-01-02 * "Session"\n  txn_id: "r-1"\n'
+        "  Assets:Credits:Users:Alice  -5 CREDIT\n  Expenses:Credits:Sessions\n"
+        "2024-01-03 balance Assets:Credits:Users:Alice  7 CREDIT\n"
+    )
+    expected, expected_errors, _options = loader._uncached_load_file(str(broken), None, None, None)
+    loaded = load(broken, cache=False)
+    assert loaded.entries == expected
+    assert [(e.source, e.message) for e in loaded.errors] == [
+        (e.source, e.message) for e in expected_errors
+    ]
+    assert len(loaded.errors) == 2  # the overdraft and the failing balance
