@@ -58,7 +58,8 @@ class Ledger:
     @functools.cached_property
     def grants(self) -> engine.EngineResult:
         """The grant ledger: the engine re-run over the loaded entries (adds no entries)."""
-        return engine.run(self.entries, dataclasses.replace(self.config, annotate=False))
+        with incremental.paused_gc():  # as for the load: its records hold no cycles
+            return engine.run(self.entries, dataclasses.replace(self.config, annotate=False))
 
     def user(self, user_id: str) -> User:
         """The user with this id, or LedgerError naming the id."""
