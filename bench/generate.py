@@ -156,7 +156,12 @@ def pick_weighted(rng: random.Random, users: list[User], cum_weights: list[float
 
 
 def generate(
-    transactions: int, users: int, seed: int, start: datetime.date = START, days: int = DAYS
+    transactions: int,
+    users: int,
+    seed: int,
+    start: datetime.date = START,
+    days: int = DAYS,
+    active_only: bool = False,
 ) -> tuple[str, dict[str, int]]:
     """Return the body text and counts of what it holds (``days`` days from ``start``)."""
     rng = random.Random(seed)
@@ -172,13 +177,13 @@ def generate(
     width = len(str(transactions))
     counts = dict.fromkeys(NARRATIONS, 0)
 
-    out = [HEADER.replace("2024-01-01", start.isoformat())]
-    for user in people:
-        out.append(
-            f"{start} open {user.account} CREDIT\n"
-            f'  user_id: "{user.user_id}"\n  segment: "{user.segment}"\n'
-        )
-    out.append("\n")
+    opens = [
+        f"{start} open {user.account} CREDIT\n"
+        f'  user_id: "{user.user_id}"\n  segment: "{user.segment}"\n'
+        for user in people
+    ]
+    out = [HEADER.replace("2024-01-01", start.isoformat()), *opens, "\n"]
+    active: set[int] = set()
     for seq, day in enumerate(event_days, 1):
         date = start + datetime.timedelta(day)
         txn_id = f"t-{seq:0{width}d}"
@@ -191,6 +196,7 @@ def generate(
             kind = "session" if rng.random() < 0.7 else "order"
             user = pick_weighted(rng, people, cum_weights)
         user.expire(date)
+        active.add(id(user))
         if kind in ("session", "order") and user.available == 0:
             kind = "top-up"  # an empty wallet buys credits instead
         counts[kind] += 1
@@ -220,6 +226,11 @@ def generate(
         postings = (f"{user.account}  {amount} CREDIT", SOURCES[source][0])
         narration = f"{NARRATIONS[kind]} of {amount} credits"
         out.append(transaction(date, narration, "", meta, postings))
+    if active_only:
+        # Only the wallets with activity: a ledger of one period's activity.
+        out[1 : 1 + len(opens)] = [
+            text for index, text in enumerate(opens) if id(people[index]) in active
+        ]
     return "".join(out), counts
 
 
@@ -239,11 +250,16 @@ def main(argv: list[str] | None = None) -> None:
         "--start", type=datetime.date.fromisoformat, default=START, help="first day (2024-01-01)"
     )
     parser.add_argument("--days", type=int, default=DAYS, help="days of activity (366: 2024)")
+    parser.add_argument(
+        "--active-only", action="store_true", help="open only the wallets that have activity"
+    )
     parser.add_argument("--out", type=Path, help="default: bench/out/<transactions>")
     args = parser.parse_args(argv)
     out_dir = args.out or Path(__file__).parent / "out" / str(args.transactions)
     started = time.perf_counter()
-    body, counts = generate(args.transactions, args.users, args.seed, args.start, args.days)
+    body, counts = generate(
+        args.transactions, args.users, args.seed, args.start, args.days, args.active_only
+    )
     write(out_dir, body)
     grants = sum(counts[kind] for kind in ("purchase", "top-up", "promotion", "loyalty"))
     mix = ", ".join(f"{kind} {count}" for kind, count in counts.items())
