@@ -19,6 +19,7 @@ What comes from where:
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime
 from collections import defaultdict
@@ -29,8 +30,10 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import engine
-from beancount_credits.ledger import Ledger, find_config, index_users
+from beancount_credits import alerts, engine, settings
+from beancount_credits.config import EXPIRE_PLUGIN
+from beancount_credits.ledger import Ledger, User, find_config, index_users
+from beancount_credits.plugins import expire as expire_plugin
 from beancount_credits.reports import statement
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
@@ -49,6 +52,7 @@ USERS_COLUMNS = [
     Column("Expired", "number"),
     Column(f"Expiring in {EXPIRING_DAYS} days", "number"),
     Column("Last activity", "date"),
+    Column("Low-balance threshold", "number"),
 ]
 
 
@@ -105,9 +109,15 @@ def ledger_from_entries(
 def grants_as_of(ledger: Ledger, as_of: datetime.date) -> engine.EngineResult:
     """The grant engine's state at the end of ``as_of``.
 
-    The engine runs over the entries up to that day (all of them when nothing
-    is dated later). The end state and the last few earlier days are kept on
-    the Ledger: a page asks for the same day several times.
+    The end state (``as_of`` on or after the last entry) is the expire plugin's
+    own result when it ran on these entries (:func:`plugin_result`), else one
+    engine pass. An earlier day is derived from the end state by undoing what
+    happened after it, from the plugin's annotations (:func:`rewind`), or, where
+    those cannot tell (reversals after that day, no annotations), by running the
+    engine over the entries up to that day with expiries booked through it (as
+    :func:`beancount_credits.alerts.engine_as_of`). The end state and the last
+    few earlier days are kept on the Ledger: a page asks for the same day
+    several times.
     """
     entries = ledger.entries
     last = entries[-1].date if entries else as_of
@@ -119,12 +129,188 @@ def grants_as_of(ledger: Ledger, as_of: datetime.date) -> engine.EngineResult:
         earlier = [day for day in cache if day != last]
         if len(earlier) >= 4:
             del cache[earlier[0]]
-        upto = entries if as_of == last else [entry for entry in entries if entry.date <= as_of]
-        # Without draw-down records: the page reads grants and wallets only, and
-        # keeping 10^5 records alive costs load time (garbage collection).
-        config = dataclasses.replace(ledger.config, annotate=False)
-        cache[as_of] = engine.run(upto, config, record=False)
+        if as_of == last:
+            cache[as_of] = plugin_result(ledger) or _engine_pass(ledger, entries, None)
+        else:
+            end = grants_as_of(ledger, last)
+            rewound = rewind(ledger, end, as_of)
+            if rewound is None:
+                upto = entries[: bisect.bisect_right(entries, as_of, key=entry_date)]
+                rewound = _engine_pass(ledger, upto, as_of)
+            cache[as_of] = rewound
     return cache[as_of]
+
+
+def entry_date(entry: data.Directive) -> datetime.date:
+    return entry.date
+
+
+def _engine_pass(
+    ledger: Ledger, entries: list[data.Directive], through: datetime.date | None
+) -> engine.EngineResult:
+    # Without draw-down records: the page reads grants and wallets only, and
+    # keeping 10^5 records alive costs time (garbage collection).
+    config = dataclasses.replace(ledger.config, annotate=False)
+    result = engine.run(entries, config, through=through, record=False)
+    return dataclasses.replace(result, entries=[], errors=[])
+
+
+def plugin_result(ledger: Ledger) -> engine.EngineResult | None:
+    """The expire plugin's result for this ledger's load, if it agrees with the entries.
+
+    The plugin keeps its last result with the options map Beancount gave it
+    (the same dict the loader returns); it is used only when every wallet's
+    balance in it equals the balance the loaded entries add up to, so a later
+    plugin that changed wallet postings, or a load served from Beancount's
+    cache (no plugin ran), falls back to an engine pass.
+    """
+    stash = expire_plugin.last_result
+    if stash is None or stash[0] is not ledger.options:
+        return None
+    result = stash[1]
+    totals = index(ledger).balances_at(datetime.date.max)
+    keys = set(totals) | set(result.wallets)
+    for key in keys:
+        wallet = result.wallets.get(key)
+        if totals.get(key, ZERO) != (wallet.balance if wallet else ZERO):
+            return None
+    return result
+
+
+def rewind(
+    ledger: Ledger, end: engine.EngineResult, as_of: datetime.date
+) -> engine.EngineResult | None:
+    """The grants as they stood at the end of ``as_of``, from the end state.
+
+    Undoes, grant by grant, what the transactions dated after ``as_of`` did:
+    the draw-downs' ``consumed:`` annotations (the expire plugin's) and the
+    expiries (``#expired`` with ``grant:``); grants dated after ``as_of`` did
+    not exist yet; a reversal's ``restored:`` gave credits back. None when that
+    cannot be exact: the ledger has no expire plugin annotating draw-downs, it
+    books future expiries, the engine disagrees with a recorded expiry, grants
+    were carried forward after ``as_of``, a reversal after ``as_of`` restored
+    credits to a wallet that was ever overdrawn (restoring may repay the
+    overdraft, which no annotation records), or an annotation does not add up
+    to its posting.
+    """
+    plugins = [name for name, _config in ledger.options.get("plugin", [])]
+    config = ledger.config
+    if EXPIRE_PLUGIN not in plugins or not config.annotate or config.future_expiries:
+        return None
+    if end.changed_records:  # recorded expiries the engine disagrees with
+        return None
+    entries = ledger.entries
+    undo: dict[str, Decimal] = defaultdict(Decimal)
+    overdrawn = {key for key, wallet in end.wallets.items() if wallet.debt or wallet.repayments} | {
+        (grant.account, grant.currency) for grant in end.grants.values() if grant.repaid
+    }
+    is_user: dict[str, bool] = {}
+    for entry in entries[bisect.bisect_right(entries, as_of, key=entry_date) :]:
+        if not isinstance(entry, data.Transaction):
+            continue
+        if engine.CARRIED_TAG in entry.tags:
+            return None  # carried grants keep their original date: not told apart here
+        reversal = entry.meta.get("reverses") is not None
+        numbers = user_postings(entry, ledger, is_user)
+        if engine.is_expiry_record(entry):
+            for number in numbers.values():
+                if number < 0:
+                    undo[str(entry.meta["grant"])] -= number
+            continue
+        for posting in entry.postings:
+            if posting.units is None or not is_user.get(posting.account):
+                continue
+            if posting.units.number > 0 and reversal:
+                # Credits a reversal gave back to the grants a redemption used;
+                # with an overdraft in the wallet it may also have repaid it
+                # from them, which no annotation records.
+                restored = _restored(posting, end.grants)
+                if restored is None or (posting.account, posting.units.currency) in overdrawn:
+                    return None
+                for grant_id, amount in restored:
+                    undo[grant_id] -= amount
+                continue
+            if posting.units.number >= 0:
+                continue
+            consumed = _consumed(posting, end.grants)
+            if consumed is None:
+                return None
+            for grant_id, amount in consumed:
+                undo[grant_id] += amount
+    wallets: dict[tuple[str, str], engine.Wallet] = {}
+    grants: dict[str, engine.Grant] = {}
+    seq = 0
+    for grant in end.grants.values():
+        if grant.date > as_of:
+            continue
+        remaining = grant.remaining + undo.get(grant.id, ZERO)
+        if remaining > grant.amount or remaining < 0:
+            return None  # the annotations do not describe this grant
+        grants[grant.id] = copy = dataclasses.replace(grant, remaining=remaining, queued=False)
+        key = (grant.account, grant.currency)
+        wallet = wallets.get(key)
+        if wallet is None:
+            wallet = wallets[key] = engine.Wallet(grant.account, grant.currency, ZERO)
+        if remaining > 0:
+            seq += 1
+            wallet.heap.append((copy.sort_key, seq, copy))
+            wallet.available += remaining
+    return engine.EngineResult(
+        entries=[],
+        errors=[],
+        grants=grants,
+        drawdowns=[],
+        expiries=[],
+        wallets=wallets,
+        users=end.users,
+    )
+
+
+def _restored(
+    posting: data.Posting, grants: dict[str, engine.Grant]
+) -> list[tuple[str, Decimal]] | None:
+    """A reversal posting's ``restored:`` annotation as (grant id, amount) pairs
+    ([] without one); None when it names the overdraft or an unknown grant."""
+    text = (posting.meta or {}).get("restored")
+    parts = _pairs(text, grants) if text is not None else []
+    if parts is None or sum((amount for _id, amount in parts), ZERO) > posting.units.number:
+        return None
+    return parts
+
+
+def _pairs(text: object, grants: dict[str, engine.Grant]) -> list[tuple[str, Decimal]] | None:
+    """``"g-1 5, g-2 3"`` as [("g-1", 5), ("g-2", 3)]; None if a grant is unknown."""
+    parts: list[tuple[str, Decimal]] = []
+    for piece in str(text).split(", "):
+        grant_id, _space, number = piece.rpartition(" ")
+        if grant_id not in grants:
+            return None
+        try:
+            parts.append((grant_id, Decimal(number)))
+        except ArithmeticError:
+            return None
+    return parts
+
+
+def _consumed(
+    posting: data.Posting, grants: dict[str, engine.Grant]
+) -> list[tuple[str, Decimal]] | None:
+    """A draw-down posting's ``consumed:`` annotation as (grant id, amount) pairs.
+
+    None when it does not add up to the posting (with ``overdraft:``) or names
+    an unknown grant.
+    """
+    meta = posting.meta or {}
+    text = meta.get("consumed")
+    parts = _pairs(text, grants) if text is not None else []
+    if parts is None:
+        return None
+    overdraft = meta.get("overdraft", ZERO)
+    if not isinstance(overdraft, Decimal):
+        return None
+    if sum((amount for _id, amount in parts), overdraft) != -posting.units.number:
+        return None
+    return parts
 
 
 # --- all users ----------------------------------------------------------------
@@ -181,35 +367,142 @@ def period_activity(
 def balances_and_last_activity(
     ledger: Ledger, as_of: datetime.date
 ) -> tuple[dict[tuple[str, str], Decimal], dict[str, datetime.date]]:
-    """Balance per (wallet, credit type) at the end of ``as_of``, and each wallet's
-    last day with a transaction other than an expiry (kept on the Ledger per day:
-    the table and the alerts both need it)."""
-    cache: dict[datetime.date, Any] = ledger.__dict__.setdefault("_balances_as_of", {})
-    if as_of not in cache:
-        if len(cache) >= 4:
-            del cache[next(iter(cache))]
-        cache[as_of] = _balances_and_last_activity(ledger, as_of)
-    return cache[as_of]
+    """Balance per (wallet, credit type) at the end of ``as_of`` (every wallet with a
+    transaction by then), and each wallet's last day with a transaction other than
+    an expiry."""
+    found = index(ledger)
+    return found.balances_at(as_of), found.last_activity(as_of)
 
 
-def _balances_and_last_activity(
-    ledger: Ledger, as_of: datetime.date
-) -> tuple[dict[tuple[str, str], Decimal], dict[str, datetime.date]]:
-    balances: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    last: dict[str, datetime.date] = {}
+@dataclasses.dataclass
+class WalletHistory:
+    """One wallet's transactions in one credit type: for each (in ledger order) its
+    date and the running totals after it (balance; earned, redeemed and expired as
+    :func:`period_activity` counts them)."""
+
+    dates: list[datetime.date] = dataclasses.field(default_factory=list)
+    balance: list[Decimal] = dataclasses.field(default_factory=list)
+    earned: list[Decimal] = dataclasses.field(default_factory=list)
+    redeemed: list[Decimal] = dataclasses.field(default_factory=list)
+    expired: list[Decimal] = dataclasses.field(default_factory=list)
+
+    def activity(self, period: Period) -> Activity | None:
+        """What moved in the period (None: no transaction in it)."""
+        dates = self.dates
+        low = 0 if period.begin is None else bisect.bisect_left(dates, period.begin)
+        high = len(dates) if period.end is None else bisect.bisect_left(dates, period.end)
+        if high <= low:
+            return None
+        if low == 0:
+            return Activity(self.earned[high - 1], self.redeemed[high - 1], self.expired[high - 1])
+        return Activity(
+            self.earned[high - 1] - self.earned[low - 1],
+            self.redeemed[high - 1] - self.redeemed[low - 1],
+            self.expired[high - 1] - self.expired[low - 1],
+        )
+
+
+@dataclasses.dataclass
+class Index:
+    """What the page reads per wallet, from one walk over the entries (per load).
+
+    With it a view costs a binary search per wallet instead of a walk over every
+    entry; a user's tables walk only that user's transactions.
+    """
+
+    wallets: dict[tuple[str, str], WalletHistory]
+    transactions: dict[str, list[data.Transaction]]  # wallet account -> its transactions
+    active_days: dict[str, list[datetime.date]]  # wallet account -> days with non-expiries
+    topups: list[data.Custom]  # credits-topup records, in date order
+    settings: settings.Settings
+
+    def balances_at(self, as_of: datetime.date) -> dict[tuple[str, str], Decimal]:
+        balances = {}
+        for key, history in self.wallets.items():
+            count = bisect.bisect_right(history.dates, as_of)
+            if count:
+                balances[key] = history.balance[count - 1]
+        return balances
+
+    def last_activity(self, as_of: datetime.date) -> dict[str, datetime.date]:
+        last = {}
+        for account, days in self.active_days.items():
+            count = bisect.bisect_right(days, as_of)
+            if count:
+                last[account] = days[count - 1]
+        return last
+
+    def activity(self, period: Period) -> dict[tuple[str, str], Activity]:
+        result = {}
+        for key, history in self.wallets.items():
+            moved = history.activity(period)
+            if moved is not None:
+                result[key] = moved
+        return result
+
+    def ledger_of(self, ledger: Ledger, account: str) -> Ledger:
+        """The ledger narrowed to one wallet's transactions (for its statement)."""
+        return dataclasses.replace(ledger, entries=self.transactions.get(account, []))
+
+
+def index(ledger: Ledger) -> Index:
+    """The page's per-wallet index of the ledger, built once and kept on the Ledger."""
+    found = ledger.__dict__.get("_page_index")
+    if found is None:
+        found = ledger.__dict__["_page_index"] = _build_index(ledger)
+    return found
+
+
+def _build_index(ledger: Ledger) -> Index:
+    wallets: dict[tuple[str, str], WalletHistory] = {}
+    transactions: dict[str, list[data.Transaction]] = defaultdict(list)
+    active_days: dict[str, list[datetime.date]] = defaultdict(list)
+    topups: list[data.Custom] = []
+    config = ledger.config
     is_user: dict[str, bool] = {}
     for entry in ledger.entries:
-        if entry.date > as_of:
-            break
+        if isinstance(entry, data.Custom):
+            if entry.type == TOPUP_DIRECTIVE:
+                topups.append(entry)
+            continue
         if not isinstance(entry, data.Transaction):
             continue
         numbers = user_postings(entry, ledger, is_user)
+        if not numbers:
+            continue
         expiry = engine.EXPIRED_TAG in entry.tags
-        for key, number in numbers.items():
-            balances[key] += number
+        for account in {account for account, _currency in numbers}:
+            transactions[account].append(entry)
             if not expiry:
-                last[key[0]] = entry.date
-    return balances, last
+                days = active_days[account]
+                if not days or days[-1] != entry.date:
+                    days.append(entry.date)
+        for (account, currency), number in numbers.items():
+            history = wallets.get((account, currency))
+            if history is None:
+                history = wallets[account, currency] = WalletHistory()
+            earned = history.earned[-1] if history.dates else ZERO
+            redeemed = history.redeemed[-1] if history.dates else ZERO
+            expired = history.expired[-1] if history.dates else ZERO
+            kind = statement.classify(entry, account, config, number)
+            if kind == "earned":
+                earned += number
+            elif kind == "redeemed":
+                redeemed -= number
+            else:
+                expired -= number
+            history.dates.append(entry.date)
+            history.balance.append((history.balance[-1] if history.balance else ZERO) + number)
+            history.earned.append(earned)
+            history.redeemed.append(redeemed)
+            history.expired.append(expired)
+    return Index(
+        wallets,
+        dict(transactions),
+        dict(active_days),
+        topups,
+        settings.parse(ledger.entries, ledger.users),
+    )
 
 
 def expiring(
@@ -240,7 +533,7 @@ class View:
 
 def users_table(
     ledger: Ledger,
-    activity_entries: Iterable[data.Directive],
+    activity_entries: Iterable[data.Directive] | None,
     period: Period,
     *,
     view: View = View(),
@@ -248,10 +541,15 @@ def users_table(
 ) -> Table:
     """Every user, one row per credit type they hold or used.
 
-    ``only_active`` keeps the users with activity among ``activity_entries``
-    (the caller's account or tag filter is on).
+    ``activity_entries``: the entries whose transactions count as the period's
+    activity (None: all of them, read from the :class:`Index`). ``only_active``
+    keeps the users with activity among them (the caller's account or tag
+    filter is on).
     """
-    activity = period_activity(ledger, activity_entries, period)
+    if activity_entries is None:
+        activity = index(ledger).activity(period)
+    else:
+        activity = period_activity(ledger, activity_entries, period)
     balances, last = balances_and_last_activity(ledger, period.as_of)
     soon: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for grant in expiring(grants_as_of(ledger, period.as_of), period.as_of):
@@ -261,6 +559,8 @@ def users_table(
         by_account[account].add(currency)
     default = main_credit_type(balances)
     active = {account for account, _currency in activity}
+    conf = index(ledger).settings
+    with_thresholds = settings.threshold_commodities(conf)
     rows: list[list[Cell]] = []
     for user in ledger.users.values():
         if only_active and user.account not in active:
@@ -279,6 +579,9 @@ def users_table(
                     moved.expired,
                     soon.get(key, ZERO),
                     last.get(user.account),
+                    threshold_number(conf, user, currency, period.as_of)
+                    if currency in with_thresholds
+                    else None,
                 ]
             )
     rows = narrow(rows, view)
@@ -294,6 +597,14 @@ def users_table(
     if view.search:
         notes.append(f"User ID contains: {view.search}")
     return Table("Credit balances", list(USERS_COLUMNS), rows, filters, notes)
+
+
+def threshold_number(
+    conf: settings.Settings, user: User, currency: str, as_of: datetime.date
+) -> Decimal | None:
+    """The user's low-balance threshold of a credit type on a day (None: none set)."""
+    threshold = settings.low_balance_threshold(conf, user, currency, as_of)
+    return None if threshold is None else threshold.amount.number
 
 
 def main_credit_type(balances: dict[tuple[str, str], Decimal]) -> str:
@@ -333,7 +644,7 @@ def narrow(rows: list[list[Cell]], view: View) -> list[list[Cell]]:
 def statement_table(ledger: Ledger, user_id: str, period: Period) -> Table:
     """The user's statement over the period (the ``statement`` report)."""
     filters = Filters(user=user_id, date_from=period.begin, date_to=period.as_of)
-    return statement.report(ledger, filters)
+    return statement.report(index(ledger).ledger_of(ledger, ledger.user(user_id).account), filters)
 
 
 def daily_balance_table(ledger: Ledger, user_id: str, period: Period) -> Table:
@@ -344,7 +655,9 @@ def daily_balance_table(ledger: Ledger, user_id: str, period: Period) -> Table:
     """
     user = ledger.user(user_id)
     lines = statement.statement_lines(
-        ledger, user.account, Filters(date_from=period.begin, date_to=period.as_of)
+        index(ledger).ledger_of(ledger, user.account),
+        user.account,
+        Filters(date_from=period.begin, date_to=period.as_of),
     )
     days: dict[str, dict[datetime.date, Decimal]] = defaultdict(dict)
     for line in lines:
@@ -405,13 +718,19 @@ def short_source(source: str | None, ledger: Ledger) -> str | None:
 
 
 def member_usage_table(
-    ledger: Ledger, user_id: str, activity_entries: Iterable[data.Directive], period: Period
+    ledger: Ledger,
+    user_id: str,
+    activity_entries: Iterable[data.Directive] | None,
+    period: Period,
 ) -> Table:
     """An organisation's use per team member (redemptions' ``member:``) in the period.
 
-    Empty for a user whose redemptions name no member.
+    ``activity_entries``: the entries that count (None: all). Empty for a user
+    whose redemptions name no member.
     """
     user = ledger.user(user_id)
+    if activity_entries is None:
+        activity_entries = index(ledger).transactions.get(user.account, [])
     used: dict[tuple[str, str], list[Any]] = {}
     for entry in activity_entries:
         if not isinstance(entry, data.Transaction) or entry.date not in period:
@@ -456,6 +775,68 @@ def statement_last_balance(table: Table) -> Decimal | None:
 
 
 # --- alerts ---------------------------------------------------------------------
+
+
+def low_balance_table(ledger: Ledger, period: Period) -> Table:
+    """Users whose balance of a credit type is below their low-balance threshold at
+    the end of ``as_of`` (``custom "credits-low-balance"``, see
+    :mod:`beancount_credits.settings`), the furthest below first.
+
+    As the notifications see it (:mod:`beancount_credits.alerts`): wallets open
+    on that day with a transaction by then; "Below since" is the first day of
+    the episode (the day the balance, or a raised threshold, put it below).
+    """
+    found = index(ledger)
+    conf = found.settings
+    as_of = period.as_of
+    commodities = settings.threshold_commodities(conf)
+    users = {
+        user.account: user
+        for user in ledger.users.values()
+        if user.close_date is None or user.close_date > as_of
+    }
+    rows: list[list[Cell]] = []
+    for (account, currency), history in found.wallets.items():
+        user = users.get(account)
+        if user is None or currency not in commodities:
+            continue
+        count = bisect.bisect_right(history.dates, as_of)
+        if not count:
+            continue
+        balance = history.balance[count - 1]
+        threshold = settings.low_balance_threshold(conf, user, currency, as_of)
+        if threshold is None or balance >= threshold.amount.number:
+            continue
+        days: dict[datetime.date, Decimal] = {}
+        for day, running in zip(history.dates[:count], history.balance[:count], strict=True):
+            days[day] = running  # the end-of-day balance: the day's last transaction
+        episode = alerts.low_balance_episode(conf, user, currency, list(days.items()), as_of)
+        rows.append(
+            [
+                user.user_id,
+                user.segment,
+                currency,
+                balance,
+                threshold.amount.number,
+                threshold.scope,
+                None if episode is None else episode[0],
+            ]
+        )
+    rows.sort(key=lambda row: (row[3] - row[4], str(row[0]), str(row[2])))  # type: ignore[operator]
+    return Table(
+        f"Users below their low-balance threshold on {as_of}",
+        [
+            Column("User ID"),
+            Column("Segment"),
+            Column("Credit type"),
+            Column("Balance", "number"),
+            Column("Threshold", "number"),
+            Column("Set for"),
+            Column("Below since", "date"),
+        ],
+        rows,
+        Filters(date_to=as_of),
+    )
 
 
 def expiring_table(ledger: Ledger, period: Period, days: int = EXPIRING_DAYS) -> Table:
@@ -528,11 +909,9 @@ def failed_topups_table(ledger: Ledger, period: Period) -> Table:
     with ``request:``, ``reason:`` and ``amount:`` metadata.
     """
     rows: list[list[Cell]] = []
-    for entry in ledger.entries:
+    for entry in index(ledger).topups:
         if entry.date > period.as_of:
             break
-        if not isinstance(entry, data.Custom) or entry.type != TOPUP_DIRECTIVE:
-            continue
         values = [value.value for value in entry.values]
         if len(values) < 2 or str(values[1]) != "failed" or entry.date not in period:
             continue

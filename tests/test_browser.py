@@ -136,6 +136,17 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
     assert {row[segment_col] for row in rows} == {"enterprise"}
     assert {row[user_col] for row in rows} == {user.user_id for user in enterprise}
 
+    # The low-balance alert lists users, and their balance cells are marked in the table.
+    low = cells(page, "#cbh-alert-low_balance")
+    assert low and all(Decimal(row[3]) < Decimal(row[4]) for row in low)
+    marked = page.eval_on_selector_all(
+        "#cbh-users tbody tr",
+        f"rows => rows.filter(r => r.cells[{balance_col}].classList.contains('low'))"
+        ".map(r => r.cells[0].textContent)",
+    )
+    below = {row[0] for row in low if row[1] == "enterprise"}
+    assert set(marked) == below and below
+
     # Sort by balance (first click: largest first), then check the order.
     page.click("#cbh-users thead th[data-column='Balance']")
     assert (

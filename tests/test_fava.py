@@ -21,7 +21,7 @@ import time_machine
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import engine, exports
+from beancount_credits import alerts, engine, exports, settings
 from beancount_credits.cli import main
 from beancount_credits.fava import server
 from beancount_credits.ledger import Ledger, load
@@ -313,7 +313,9 @@ def test_xlsx_statement_opens_and_ends_at_the_engine_balance(client: Any, ledger
     assert len(values) - 1 == len(shown["rows"])
 
 
-@pytest.mark.parametrize("table", ["users", "daily", "grants", "members", "expiring", "topups"])
+@pytest.mark.parametrize(
+    "table", ["users", "daily", "grants", "members", "expiring", "topups", "low_balance"]
+)
 def test_pdf_of_every_table(client: Any, table: str) -> None:
     response = download(client, table=table, format="pdf", user_id="org-acme")
     assert response.data.startswith(b"%PDF")
@@ -333,3 +335,56 @@ def test_bad_export_requests(client: Any, params: dict, status: int, message: st
     response = client.get(PAGE + "export", query_string=params)
     assert response.status_code == status
     assert message in response.get_json()["error"]
+
+
+def test_low_balance_alert_lists_the_users_below_their_threshold(
+    client: Any, ledger: Ledger
+) -> None:
+    table = rows(get(client, "alerts")["low_balance"])
+    conf = settings.of(ledger)
+    balances = REPORTS["balances"](ledger, Filters(date_to=TODAY))
+    currencies = [column.name for column in balances.columns[2:]]
+    expected = set()
+    for row in balances.rows:
+        user = ledger.users[row[0]]
+        for currency, balance in zip(currencies, row[2:], strict=True):
+            threshold = settings.low_balance_threshold(conf, user, currency, TODAY)
+            wallet = ledger.grants.wallets.get((user.account, currency))
+            if wallet is None or threshold is None or user.close_date:
+                continue
+            if balance < threshold.amount.number:
+                expected.add((user.user_id, currency, str(balance), str(threshold.amount.number)))
+    shown = {(r["User ID"], r["Credit type"], r["Balance"], r["Threshold"]) for r in table}
+    assert shown == expected
+    # The demo's thresholds: 1000 for enterprise, 200 for pro, 50 by default.
+    by_user = {row["User ID"]: row for row in table}
+    assert by_user["u-1047"]["Threshold"] == "1000" and by_user["u-1047"]["Set for"] == "segment"
+    assert (
+        by_user["ravi_okoye"]["Threshold"] == "50" and by_user["ravi_okoye"]["Set for"] == "default"
+    )
+    assert "org-acme" not in by_user  # its own threshold (2500) is below its balance
+    shortfalls = [Decimal(row["Balance"]) - Decimal(row["Threshold"]) for row in table]
+    assert shortfalls == sorted(shortfalls)
+    # The all-users table carries the threshold as a column.
+    users = rows(get(client, "users")["table"])
+    acme = next(row for row in users if row["User ID"] == "org-acme")
+    assert acme["Low-balance threshold"] == "2500"
+    assert {row["User ID"] for row in users if row["Low-balance threshold"] is not None} == set(
+        ledger.users
+    )
+
+
+def test_low_balance_alert_agrees_with_the_notifications(client: Any, ledger: Ledger) -> None:
+    day = datetime.date(2026, 11, 20)  # the demo's last logged day
+    answer = get(client, "alerts", time="2026-11-01 - 2026-11-20")
+    shown = {
+        (row["User ID"], row["Credit type"], row["Balance"], row["Below since"])
+        for row in rows(answer["low_balance"])
+    }
+    due = {
+        (a.user_id, a.fields["commodity"], a.fields["balance"], a.fields["since"])
+        for a in alerts.due(ledger, settings.of(ledger), day)
+        if a.kind == alerts.LOW_BALANCE
+    }
+    assert shown == due
+    assert len(shown) > 5

@@ -2,9 +2,9 @@
 
 Each day: the platform's activity lands in the ledger, ``bean-credits topup``
 runs, the payment side answers the new requests (declines the first two,
-accepts the third), the answers are written in the importer's shape through
-the write path, and ``bean-credits notify`` runs (twice on some days, as a
-retried cron job would).
+accepts the third), the answers are imported as the platform's ``topup``
+events by the importer (``import_events``, through the write path), and
+``bean-credits notify`` runs (twice on some days, as a retried cron job would).
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from notifykit import (
     records,
     smtp_env,
     smtp_server,
-    topup_failed,
-    topup_succeeded,
 )
 
 from beancount_credits import channels
+from beancount_credits.importers import import_events
 
 ALICE = "Assets:Credits:Users:Alice"
 ACME = "Assets:Credits:Users:Org--acme"
@@ -80,17 +79,21 @@ def test_a_month_of_daily_runs(tmp_path: Path) -> None:
                     continue
                 answered.add(request["request"])
                 event = f"ev-{request['request']}"
+                outcome = {
+                    "type": "topup",
+                    "id": event,
+                    "timestamp": f"{day}T12:00:00Z",
+                    "user": request["user_id"],
+                    "amount": request["amount"],
+                    "request": request["request"],
+                }
                 if declines < 2:
                     declines += 1
-                    text = topup_failed(
-                        str(day), "org-acme", request["request"], "card declined",
-                        f"{request['amount']} CREDIT", event,
-                    )  # fmt: skip
+                    outcome.update(status="failed", reason="card declined")
                 else:
-                    text = topup_succeeded(
-                        str(day), ACME, request["request"], f"{request['amount']} CREDIT", event
-                    )
-                append(ledger, "outcomes.beancount", text)
+                    outcome.update(status="succeeded")
+                # The importer writes the outcome, as it does for the platform's exports.
+                assert import_events(ledger, [outcome]).written
             cli("notify", str(ledger), "--date", str(day), env=env)
             if day_number % 5 == 0:  # a second run the same day sends nothing
                 output = cli("notify", str(ledger), "--date", str(day), env=env)

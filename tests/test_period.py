@@ -12,7 +12,7 @@ import pytest
 from beancount import loader
 from click.testing import CliRunner
 from conftest import DEMO, git
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from test_properties import histories, ledger_days
 
@@ -240,6 +240,26 @@ def without_errors(header: str, blocks: list[str]) -> str:
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
 @given(histories, st.floats(0.1, 0.9))
+# Found by hypothesis: a grant reversed in two parts, one on each side of the
+# close (liability once dated both parts at the first reversal).
+@example(
+    history=(
+        [
+            (1, [("grant", "alice", 4, None, 50), ("reverse", 0, 1)]),
+            (
+                1,
+                [
+                    ("redeem", "alice", 1),
+                    ("grant", "alice", 1, None, 10),
+                    ("redeem", "alice", 1),
+                    ("reverse", 0, 1),
+                ],
+            ),
+        ],
+        0,
+    ),
+    where=0.5,
+)
 def test_reports_across_a_close_equal_reports_without_it(
     history: tuple[list, int], where: float
 ) -> None:

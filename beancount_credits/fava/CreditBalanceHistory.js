@@ -279,7 +279,16 @@ class Page {
     this.page = Math.min(Math.max(this.page, 0), pages - 1);
     const shown = rows.slice(this.page * size, (this.page + 1) * size);
     const body = table.querySelector("tbody");
-    body.replaceChildren(...shown.map((row) => rowElement(columns, row, (r) => this.openUser(r[0]))));
+    const balance = columns.findIndex((c) => c.name === "Balance");
+    const threshold = columns.findIndex((c) => c.name === "Low-balance threshold");
+    body.replaceChildren(...shown.map((row) => {
+      const tr = rowElement(columns, row, (r) => this.openUser(r[0]));
+      if (threshold >= 0 && row[threshold] !== null && Number(row[balance]) < Number(row[threshold])) {
+        tr.cells[balance].classList.add("low");
+        tr.cells[balance].title = `below the low-balance threshold ${row[threshold]}`;
+      }
+      return tr;
+    }));
     if (!shown.length) {
       body.append(el("tr", {}, [el("td", { class: "cbh-empty", colspan: String(columns.length) }, ["No user matches."])]));
     }
@@ -294,6 +303,7 @@ class Page {
     const box = this.$("cbh-alerts");
     box.replaceChildren();
     const parts = [
+      ["low_balance", "Below their low-balance threshold"],
       ["expiring", "Credits expiring soon"],
       ["overdraft", "Users in overdraft"],
       ["topups", "Failed top-ups"],

@@ -12,7 +12,8 @@ filters passed in the query string:
 - ``users``: every user's balances and period figures (:func:`page.users_table`);
 - ``user?user_id=ID``: one user's daily balances, statement, open grants and
   per-member use;
-- ``alerts``: credits expiring soon, users in overdraft, failed top-ups;
+- ``alerts``: users below their low-balance threshold, credits expiring soon,
+  users in overdraft, failed top-ups;
 - ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
   written by :func:`beancount_credits.exports.export` (the CLI's exporters);
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
@@ -32,8 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from beancount.core import data
-from fava.context import g
-from fava.core.filters import FilterError
+from fava.core.filters import FilterError, TimeFilter
 from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
@@ -45,7 +45,7 @@ from beancount_credits.reports.table import ReportError, Table, format_cell
 __all__ = ["CreditBalanceHistory"]
 
 USER_TABLES = ("statement", "daily", "grants", "members")
-ALERT_TABLES = ("expiring", "overdraft", "topups")
+ALERT_TABLES = ("low_balance", "expiring", "overdraft", "topups")
 
 
 class BadRequest(Exception):
@@ -79,12 +79,13 @@ class CreditBalanceHistory(FavaExtensionBase):
     _credits: Ledger | None = None
 
     def after_load_file(self) -> None:
-        # Index the users and run the grant engine once per load, not per request.
+        # Index the users and wallets once per load, not per request; the end
+        # state of the grants is the expire plugin's (no second engine pass).
         fava = self.ledger
         self._credits = page.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        page.grants_as_of(self._credits, datetime.date.max)  # the end state, cached
+        page.grants_as_of(self._credits, datetime.date.max)
 
     @property
     def credits(self) -> Ledger:
@@ -97,30 +98,36 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     def period(self) -> page.Period:
         """The period Fava's time filter chose (the whole history without one)."""
+        # Only the dates: Fava's filtered ledger would also clamp every entry
+        # (seconds on a large ledger), and the page reads the entries itself.
+        time = (request.args.get("time") or "").strip()
         try:
-            date_range = g.filtered.date_range
+            date_range = (
+                TimeFilter(self.ledger.options, self.ledger.fava_options, time).date_range
+                if time
+                else None
+            )
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
         except ValueError as exc:  # Fava's date parser lets e.g. month 13 through
-            time = request.args.get("time")
             raise BadRequest(f"time filter: Failed to parse date: {time} ({exc})") from None
         today = datetime.date.today()
         if date_range is None:
             return page.Period.make(None, None, today)
         return page.Period.make(date_range.begin, date_range.end, today)
 
-    def activity_entries(self) -> tuple[Sequence[data.Directive], bool]:
+    def activity_entries(self) -> Sequence[data.Directive] | None:
         """The entries Fava's account and tag filters keep (not clamped to the time
-        filter: the period is applied by date), and whether a filter is on."""
+        filter: the period is applied by date); None when no such filter is on."""
         account = request.args.get("account") or None
         advanced = (request.args.get("filter") or "").strip() or None
         if account is None and advanced is None:
-            return self.credits.entries, False
+            return None
         try:
             filtered = self.ledger.get_filtered(account=account, filter=advanced)
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
-        return filtered.entries, True
+        return filtered.entries
 
     def user_id(self) -> str:
         user_id = request.args.get("user_id", "").strip()
@@ -143,9 +150,9 @@ class CreditBalanceHistory(FavaExtensionBase):
     # --- page data (also used by the template) ------------------------------------
 
     def users_table(self) -> Table:
-        entries, filtered = self.activity_entries()
+        entries = self.activity_entries()
         return page.users_table(
-            self.credits, entries, self.period(), view=self.view(), only_active=filtered
+            self.credits, entries, self.period(), view=self.view(), only_active=entries is not None
         )
 
     def user_tables(self, only: str | None = None) -> dict[str, Table]:
@@ -158,7 +165,7 @@ class CreditBalanceHistory(FavaExtensionBase):
             "statement": lambda: page.statement_table(credits, user_id, period),
             "grants": lambda: page.open_grants_table(credits, user_id, period),
             "members": lambda: page.member_usage_table(
-                credits, user_id, self.activity_entries()[0], period
+                credits, user_id, self.activity_entries(), period
             ),
         }
         return {name: make() for name, make in makers.items() if only in (None, name)}
@@ -166,6 +173,7 @@ class CreditBalanceHistory(FavaExtensionBase):
     def alert_tables(self) -> dict[str, Table]:
         period = self.period()
         return {
+            "low_balance": page.low_balance_table(self.credits, period),
             "expiring": page.expiring_table(self.credits, period),
             "overdraft": page.overdraft_table(self.credits, period),
             "topups": page.failed_topups_table(self.credits, period),

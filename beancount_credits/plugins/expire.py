@@ -26,6 +26,7 @@ again; if their amount or date no longer matches, that is an error.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from beancount.core import data
@@ -34,6 +35,12 @@ from beancount_credits import engine
 from beancount_credits.config import ConfigError, parse_config
 
 __plugins__ = ("expire",)
+
+# The grant ledger of the last run and the options map it ran with: the Fava
+# page (beancount_credits.page) reads the grants of the ledger Fava just loaded
+# from here instead of running the engine again. Without the entries and
+# errors, which the loader returns anyway.
+last_result: tuple[dict[str, Any], engine.EngineResult] | None = None
 
 
 def expire(
@@ -48,4 +55,6 @@ def expire(
             engine.CreditsError(meta, f"beancount_credits.plugins.expire: {exc}", None)
         ]
     result = engine.run(entries, config, record=False)
+    global last_result
+    last_result = (options_map, dataclasses.replace(result, entries=[], errors=[]))
     return result.entries, result.errors

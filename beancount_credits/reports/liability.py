@@ -11,6 +11,9 @@ draw-downs' consumptions, expiries), not a re-derivation.
 - redeemed: consumptions of draw-downs (less what a reversal of a redemption
   restored, on the reversal's date), and the part of a grant that repaid an
   overdraft (on the grant's date: credits used on credit earlier);
+
+  a grant or redemption reversed in several parts has each part dated by its
+  own reversal, in order (the engine restores the last-consumed grant first);
 - expired: expiries and forfeitures of closed wallets.
 
 Free credits (grants without a unit cost) are shown apart, in credits, as
@@ -65,11 +68,41 @@ def reversal_dates(entries: list[data.Directive]) -> dict[str, datetime.date]:
     return dates
 
 
+Reversals = dict[tuple[str, str], list[tuple[datetime.date, Decimal]]]
+
+
+def reversal_parts(entries: list[data.Directive]) -> Reversals:
+    """Each reversal's date and size on a wallet, by (reversed txn_id, account), in order."""
+    parts: Reversals = defaultdict(list)
+    for entry in entries:
+        if isinstance(entry, data.Transaction) and entry.meta.get("reverses") is not None:
+            target = str(entry.meta["reverses"])
+            for posting in entry.postings:
+                parts[(target, posting.account)].append((entry.date, abs(posting.units.number)))
+    return parts
+
+
+def dated(
+    amount: Decimal, parts: list[tuple[datetime.date, Decimal]], fallback: datetime.date
+) -> list[tuple[datetime.date, Decimal]]:
+    """``amount`` spread over the reversals in order, each taking up to its own size."""
+    spread = []
+    for date, size in parts:
+        if amount <= 0:
+            break
+        take = min(size, amount)
+        spread.append((date, take))
+        amount -= take
+    if amount > 0:
+        spread.append((parts[-1][0] if parts else fallback, amount))
+    return spread
+
+
 def movements(
     result: engine.EngineResult, accounts: set[str], ledger: Ledger
 ) -> list[tuple[datetime.date, Basis, str, Decimal]]:
     """(date, basis, move, value) of every valued movement of the selected wallets' grants."""
-    reversed_on = reversal_dates(ledger.entries)
+    reversals = reversal_parts(ledger.entries)
     moves: list[tuple[datetime.date, Basis, str, Decimal]] = []
     for grant in result.grants.values():
         if grant.account not in accounts:
@@ -79,8 +112,9 @@ def movements(
         if grant.repaid:
             moves.append((grant.date, basis, "redeemed", grant.repaid * value))
         if grant.reversed:
-            on = reversed_on.get(grant.txn_id or "", grant.date)
-            moves.append((on, basis, "issued", -grant.reversed * value))
+            parts = reversals.get((grant.txn_id or "", grant.account), [])
+            for on, amount in dated(grant.reversed, parts, grant.date):
+                moves.append((on, basis, "issued", -amount * value))
     for drawdown in result.drawdowns:
         if drawdown.account not in accounts:
             continue
@@ -89,14 +123,34 @@ def movements(
                 continue
             basis, value = basis_of(part.grant)
             moves.append((drawdown.date, basis, "redeemed", part.amount * value))
-            if part.restored:
-                on = reversed_on.get(drawdown.txn_id or "", drawdown.date)
-                moves.append((on, basis, "redeemed", -part.restored * value))
+        restored = [part for part in reversed(drawdown.parts) if part.restored and part.grant]
+        if restored:
+            # The engine gives back the last-consumed grant first: so do the dates.
+            parts = list(reversals.get((drawdown.txn_id or "", drawdown.account), []))
+            for part in restored:
+                assert part.grant is not None
+                basis, value = basis_of(part.grant)
+                for on, amount in dated(part.restored, parts, drawdown.date):
+                    moves.append((on, basis, "redeemed", -amount * value))
+                    parts = consume(parts, amount)
     for expiry in result.expiries:
         if expiry.grant.account in accounts:
             basis, value = basis_of(expiry.grant)
             moves.append((expiry.date, basis, "expired", expiry.amount * value))
     return moves
+
+
+def consume(
+    parts: list[tuple[datetime.date, Decimal]], amount: Decimal
+) -> list[tuple[datetime.date, Decimal]]:
+    """The reversals left after ``amount`` of them was placed (in order)."""
+    left = []
+    for date, size in parts:
+        take = min(size, amount)
+        amount -= take
+        if size > take:
+            left.append((date, size - take))
+    return left
 
 
 def report(ledger: Ledger, filters: Filters) -> Table:
