@@ -33,7 +33,6 @@ import re
 import sys
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +42,7 @@ from beancount_credits import incremental, write
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers.events import Problem, ReadError, Row, read_rows, rows_of
 from beancount_credits.ledger import find_config
+from beancount_credits.reports.table import format_cell
 
 IMPORT_DIR = "imports"
 IMPORT_GLOB = f"{IMPORT_DIR}/*.beancount"
@@ -283,25 +283,18 @@ def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> Non
         writer.writerow(header)
         for line in sorted(rejected_lines):
             if line in rows:
-                writer.writerow([_cell(rows[line].fields.get(name)) for name in header])
+                writer.writerow([format_cell(rows[line].fields.get(name)) for name in header])
             elif 0 < line <= len(raw):
                 out.write(raw[line - 1] + "\n")
     else:
         for line in sorted(rejected_lines):
             if line in rows:
-                out.write(json.dumps(dict(rows[line].fields), default=_cell, ensure_ascii=False))
+                fields = dict(rows[line].fields)
+                out.write(json.dumps(fields, default=format_cell, ensure_ascii=False))
                 out.write("\n")
             elif 0 < line <= len(raw):
                 out.write(raw[line - 1] + "\n")
     write.write_atomic(target, out.getvalue())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    return str(value)
 
 
 def rejects_path(source: Source) -> Path | None:
