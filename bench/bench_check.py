@@ -14,7 +14,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench_scale import BIN, timed
+from bench_scale import BIN
+from child import Run, timed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,19 +24,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("ledgers", nargs="+", type=Path)
     args = parser.parse_args(argv)
     args.ledgers = [ledger.resolve() for ledger in args.ledgers]
-    results: dict[Path, list[dict]] = {ledger: [] for ledger in args.ledgers}
+    results: dict[Path, list[Run]] = {ledger: [] for ledger in args.ledgers}
     for run in range(args.runs):
         for ledger in args.ledgers:
             result = timed([str(BIN / "bean-check"), "-C", str(ledger)])
             results[ledger].append(result)
-            print(f"run {run + 1} {ledger}: {result['cpu']} s CPU", file=sys.stderr, flush=True)
+            print(f"run {run + 1} {ledger}: {result.cpu:.2f} s CPU", file=sys.stderr, flush=True)
     print("| ledger | CPU s (median; per run) | wall s (median) | peak RSS MiB |")
     print("|---|---:|---:|---:|")
     for ledger, runs in results.items():
-        cpus = [float(run["cpu"]) for run in runs]  # type: ignore[arg-type]
-        walls = [float(run["wall"]) for run in runs]  # type: ignore[arg-type]
+        cpus = [run.cpu for run in runs]
+        walls = [run.wall for run in runs]
         per_run = ", ".join(f"{cpu:.1f}" for cpu in cpus)
-        rss = max(int(run["rss_mib"]) for run in runs)  # type: ignore[call-overload]
+        rss = max(run.rss_mib for run in runs)
         print(
             f"| {ledger} | {statistics.median(cpus):.1f} ({per_run}) | "
             f"{statistics.median(walls):.1f} | {rss} |"

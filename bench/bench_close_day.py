@@ -25,30 +25,16 @@ import datetime
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_plugins import ensure_ledger  # the same generated ledger, made the same way
+from bench_plugins import ensure_ledger
+from child import timed  # the same generated ledger, made the same way
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TARGET = 1.5
-
-
-def timed(command: list[str], cwd: Path) -> tuple[float, float, int, str]:
-    """Wall time (s), CPU time (user + system, s), peak RSS (MiB) and output of a child."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{output[:2000]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, output
 
 
 def last_day(body: Path) -> datetime.date:

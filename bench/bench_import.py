@@ -26,36 +26,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_plugins import ensure_ledger  # the same generated ledger, made the same way
+from bench_plugins import ensure_ledger
+from child import timed  # the same generated ledger, made the same way
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TARGET = 1.2
 _USER_RE = re.compile(r'^  user_id: "([^"]+)"', re.M)
-
-
-def timed(command: list[str], cwd: Path) -> tuple[float, int, str, float]:
-    """Wall time (s), peak RSS (MiB), output and CPU time (user + system, s) of one child."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
-    return elapsed, usage.ru_maxrss // 1024, output, usage.ru_utime + usage.ru_stime
 
 
 def write_events(body: Path, target: Path, count: int, seed: int) -> int:
@@ -120,16 +105,16 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(scratch) / "ledger"
         for run in range(args.runs):
             fresh_copy(out, work)
-            wall, rss, _output, seconds = timed(check, work)
+            wall, seconds, rss, _output = timed(check, work)
             results["before"].append((wall, rss))
             cpu["before"].append(seconds)
             command = [str(BIN / "bean-credits"), "import", "plugins.beancount", str(events)]
-            elapsed, rss, output, seconds = timed(command, work)
+            elapsed, seconds, rss, output = timed(command, work)
             cpu["import"].append(seconds)
             if f"{count} new, 0 already imported" not in output:
                 raise SystemExit(f"unexpected import output:\n{output}")
             results["import"].append((elapsed, rss))
-            wall, rss, _output, seconds = timed(check, work)
+            wall, seconds, rss, _output = timed(check, work)
             results["after"].append((wall, rss))
             cpu["after"].append(seconds)
             ratios = [

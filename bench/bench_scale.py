@@ -37,14 +37,14 @@ import csv
 import datetime
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
+
+from child import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -55,29 +55,11 @@ THROUGH = datetime.date(2025, 11, 30)  # close-period: December 2025 stays activ
 MAIN = "plugins.beancount"
 
 
-def timed(command: list[str], cwd: Path = ROOT) -> dict[str, object]:
-    """Wall time, CPU time (user + system) and peak RSS of a child; fails loudly."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
-    return {
-        "wall": round(elapsed, 2),
-        "cpu": round(usage.ru_utime + usage.ru_stime, 2),
-        "rss_mib": usage.ru_maxrss // 1024,
-        "output": output,
-    }
-
-
 def step(log: dict, name: str, command: list[str], cwd: Path = ROOT) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
-    result = timed(command, cwd)
-    print(f"  {result['wall']} s wall, {result['cpu']} s CPU, {result['rss_mib']} MiB", flush=True)
-    log[name] = {key: value for key, value in result.items() if key != "output"}
+    run = timed(command, cwd)
+    print(f"  {run.wall:.2f} s wall, {run.cpu:.2f} s CPU, {run.rss_mib} MiB", flush=True)
+    log[name] = run.figures()
 
 
 def setup(out: Path, transactions: int, users: int, seed: int) -> dict:
@@ -276,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     bean_query = f"{BIN / 'bean-query'} {out / 'single' / MAIN} < {query_file}"
     # Cold, as bean-check -C: Beancount's pickle cache off (BEANCOUNT_DISABLE_LOAD_CACHE).
     query = timed(["sh", "-c", f"BEANCOUNT_DISABLE_LOAD_CACHE=1 {bean_query}"])
-    print(f"  {query['wall']} s wall, {query['cpu']} s CPU ({time.perf_counter() - started:.0f})")
+    print(f"  {query.wall:.2f} s wall, {query.cpu:.2f} s CPU ({time.perf_counter() - started:.0f})")
     source = timed(
         [
             str(BIN / "bean-credits"),
@@ -289,19 +271,19 @@ def main(argv: list[str] | None = None) -> None:
             "csv",
         ]
     )
-    print(f"  report usage --source: {source['wall']} s wall, {source['cpu']} s CPU")
+    print(f"  report usage --source: {source.wall:.2f} s wall, {source.cpu:.2f} s CPU")
     # Warm: from the pickle cache the export's load wrote (a repeated run).
     timed(["sh", "-c", bean_query])  # writes the cache if the export's load did not
     warm = timed(["sh", "-c", bean_query])
-    print(f"  bean-query from the pickle cache: {warm['wall']} s wall, {warm['cpu']} s CPU")
-    from_bql, from_parquet = bql_usage(str(query["output"])), report_usage(str(source["output"]))
-    same = from_bql == from_parquet == bql_usage(str(warm["output"]))
+    print(f"  bean-query from the pickle cache: {warm.wall:.2f} s wall, {warm.cpu:.2f} s CPU")
+    from_bql, from_parquet = bql_usage(query.output), report_usage(source.output)
+    same = from_bql == from_parquet == bql_usage(warm.output)
     results = {
         "setup": setup_log,
         "runs": {name: value for name, value in runs.items()},
-        "bean-query": {k: v for k, v in query.items() if k != "output"},
-        "bean-query (pickle cache)": {k: v for k, v in warm.items() if k != "output"},
-        "report usage --source": {k: v for k, v in source.items() if k != "output"},
+        "bean-query": query.figures(),
+        "bean-query (pickle cache)": warm.figures(),
+        "report usage --source": source.figures(),
         "usage rows": len(from_parquet),
         "same rows": same,
     }
