@@ -9,11 +9,16 @@ the folder name):
   included), with the wallet's ``user_id`` and, for a wallet posting, its
   ``kind`` as the statement classifies it (earned, redeemed, expired);
 - ``grants``: every grant as the grant engine left it at the end of the ledger
-  (amount, consumed, expired, remaining, repaid, reversed and the date of the
-  reversal, expiry, priority, unit cost, source);
+  (amount, consumed, expired, remaining, repaid, reversed, expiry, priority,
+  unit cost, source);
 - ``consumption``: every part of every draw-down (``grant_id`` empty for the
-  overdraft part), with what reversals restored of it and when;
+  overdraft part), with what reversals restored of it in all;
 - ``expiries``: every expiry and forfeiture (grant, date, amount);
+- ``reversals``: what each reversal did to each grant, on its own date:
+  ``kind`` "grant" removed ``amount`` of the grant, "redemption" gave back
+  ``amount`` the draw-down ``reverses`` had consumed of it. A grant or
+  redemption reversed in several parts has a row per part, so a report as of
+  a day between them counts only the parts made by then;
 - ``balances``: the daily balance log: every wallet's end-of-day balance on
   each day it changed (quiet days are carried forward by readers);
 
@@ -54,7 +59,7 @@ from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common, daily, liability
 from beancount_credits.reports.statement import classify
 
-FORMAT = "beancount-credits-parquet/1"  # bump when a schema changes: everything is rewritten
+FORMAT = "beancount-credits-parquet/2"  # bump when a schema changes: everything is rewritten
 MANIFEST = "manifest.json"
 PART = "part-0.parquet"
 NUMBER = pa.decimal128(38, 9)
@@ -102,7 +107,6 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("remaining", NUMBER),
             ("repaid", NUMBER),
             ("reversed", NUMBER),
-            ("reversed_on", pa.date32()),
             ("expires", pa.date32()),
             ("priority", pa.int64()),
             ("unit_cost", NUMBER),
@@ -121,13 +125,25 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("grant_id", pa.string()),
             ("amount", NUMBER),
             ("restored", NUMBER),
-            ("restored_on", pa.date32()),
         ]
     ),
     "expiries": pa.schema(
         [
             ("date", pa.date32()),
             ("txn_id", pa.string()),
+            ("grant_id", pa.string()),
+            ("user_id", pa.string()),
+            ("account", pa.string()),
+            ("commodity", pa.string()),
+            ("amount", NUMBER),
+        ]
+    ),
+    "reversals": pa.schema(
+        [
+            ("date", pa.date32()),
+            ("txn_id", pa.string()),
+            ("reverses", pa.string()),
+            ("kind", pa.string()),
             ("grant_id", pa.string()),
             ("user_id", pa.string()),
             ("account", pa.string()),
@@ -154,7 +170,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
-PARTITIONED = ("postings", "grants", "consumption", "expiries", "balances")
+PARTITIONED = ("postings", "grants", "consumption", "expiries", "reversals", "balances")
 
 Row = tuple[Any, ...]
 
@@ -232,13 +248,8 @@ def places(number: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def reversal_dates(ledger: Ledger) -> dict[str, datetime.date]:
-    return liability.reversal_dates(ledger.entries)
-
-
 def grant_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
     users = {user.account: user.user_id for user in ledger.users.values()}
-    reversed_on = reversal_dates(ledger)
     for grant in result.grants.values():
         cost = common.unit_cost(grant)
         yield (
@@ -254,7 +265,6 @@ def grant_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
             grant.remaining,
             grant.repaid,
             grant.reversed,
-            reversed_on.get(grant.txn_id or "") if grant.reversed else None,
             grant.expires,
             grant.priority,
             None if cost is None else cost[0],
@@ -266,7 +276,6 @@ def grant_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
 
 def consumption_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
     users = {user.account: user.user_id for user in ledger.users.values()}
-    reversed_on = reversal_dates(ledger)
     for drawdown in result.drawdowns:
         for part in drawdown.parts:
             yield (
@@ -278,8 +287,24 @@ def consumption_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Ro
                 None if part.grant is None else part.grant.id,
                 part.amount,
                 part.restored,
-                reversed_on.get(drawdown.txn_id or "") if part.restored else None,
             )
+
+
+def reversal_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
+    users = {user.account: user.user_id for user in ledger.users.values()}
+    for move in liability.reversal_moves(result, ledger.entries):
+        grant = move.grant
+        yield (
+            move.date,
+            move.txn_id,
+            move.reverses,
+            move.kind,
+            grant.id,
+            users.get(grant.account),
+            grant.account,
+            grant.currency,
+            move.amount,
+        )
 
 
 def expiry_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
@@ -367,6 +392,7 @@ def export(ledger: Ledger, out: Path) -> ExportResult:
         "grants": grant_rows(ledger, result),
         "consumption": consumption_rows(ledger, result),
         "expiries": expiry_rows(ledger, result),
+        "reversals": reversal_rows(ledger, result),
         "balances": balance_rows(ledger),
     }
     tables["users"] = user_rows(ledger)

@@ -176,19 +176,24 @@ def rates_report(source: Source, filters: Filters) -> Table:
     # Each grant's fate as of --to: its dated movements through that day.
     sql = f"""
         WITH used AS (
-            SELECT grant_id,
-                sum(amount - CASE WHEN restored_on <= $to THEN restored ELSE 0 END) AS consumed
+            SELECT grant_id, sum(amount) AS consumed
             FROM consumption WHERE grant_id IS NOT NULL AND date <= $to GROUP BY grant_id
+        ), undone AS (
+            SELECT grant_id, sum(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS reversed,
+                sum(CASE WHEN kind = 'redemption' THEN amount ELSE 0 END) AS restored
+            FROM reversals WHERE date <= $to GROUP BY grant_id
         ), lapsed AS (
             SELECT grant_id, sum(amount) AS expired FROM expiries WHERE date <= $to
             GROUP BY grant_id
         ), fate AS (
             SELECT g.source, u.segment, CAST(date_trunc('month', g.date) AS DATE) AS cohort,
                 g.commodity, g.amount, g.repaid,
-                CASE WHEN g.reversed_on <= $to THEN g.reversed ELSE 0 END AS reversed,
-                coalesce(used.consumed, 0) AS consumed, coalesce(lapsed.expired, 0) AS expired
+                coalesce(undone.reversed, 0) AS reversed,
+                coalesce(used.consumed, 0) - coalesce(undone.restored, 0) AS consumed,
+                coalesce(lapsed.expired, 0) AS expired
             FROM grants g JOIN users u ON u.account = g.account
             LEFT JOIN used ON used.grant_id = g.grant_id
+            LEFT JOIN undone ON undone.grant_id = g.grant_id
             LEFT JOIN lapsed ON lapsed.grant_id = g.grant_id
             WHERE {users} AND {dates} AND {commodity}
         )
@@ -249,15 +254,13 @@ def liability_report(source: Source, filters: Filters) -> Table:
             SELECT date, commodity, basis, 'redeemed', repaid * value, places
             FROM g WHERE repaid <> 0
             UNION ALL
-            SELECT coalesce(reversed_on, date), commodity, basis, 'issued', -reversed * value,
-                places FROM g WHERE reversed <> 0
+            SELECT r.date, g.commodity, g.basis,
+                CASE WHEN r.kind = 'grant' THEN 'issued' ELSE 'redeemed' END,
+                -r.amount * g.value, g.places
+            FROM reversals r JOIN g ON g.grant_id = r.grant_id
             UNION ALL
             SELECT c.date, g.commodity, g.basis, 'redeemed', c.amount * g.value,
                 g.places FROM consumption c JOIN g ON g.grant_id = c.grant_id
-            UNION ALL
-            SELECT coalesce(c.restored_on, c.date), g.commodity, g.basis, 'redeemed',
-                -c.restored * g.value, g.places
-            FROM consumption c JOIN g ON g.grant_id = c.grant_id WHERE c.restored <> 0
             UNION ALL
             SELECT e.date, g.commodity, g.basis, 'expired', e.amount * g.value,
                 g.places FROM expiries e JOIN g ON g.grant_id = e.grant_id

@@ -188,3 +188,44 @@ def test_export_of_a_closed_ledger_holds_the_whole_history(tmp_path: Path, demo_
     ]:
         expected = shown(run(name, demo_ledger, filters))
         assert shown(columnar_reports.run(name, out, filters)) == expected, name
+
+
+REVERSALS = Path(__file__).parent / "reports" / "reversals.beancount"
+REVERSAL_CASES: list[tuple[str, Filters]] = [
+    ("liability", Filters(date_to=D("2024-04-30"))),
+    ("liability", Filters(period="day", date_from=D("2024-03-01"), date_to=D("2024-04-30"))),
+    ("liability", Filters(date_to=D("2024-03-31"))),
+    ("rates", Filters(date_to=D("2024-03-05"))),  # the first refund and not the second
+    ("rates", Filters(date_to=D("2024-03-31"))),
+    ("rates", Filters(date_to=D("2024-04-30"))),
+    ("usage", Filters(date_to=D("2024-04-30"))),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "filters"),
+    REVERSAL_CASES,
+    ids=[f"{n}-{i}" for i, (n, _) in enumerate(REVERSAL_CASES)],
+)
+def test_reversals_in_parts_are_dated_each_on_its_own_day(name, filters, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # An order refunded in two steps (across two grants) and a purchase clawed back in two.
+    ledger = load(REVERSALS)
+    assert not ledger.errors
+    columnar.export(ledger, tmp_path / "parquet")
+    expected = shown(run(name, ledger, filters))
+    assert shown(columnar_reports.run(name, tmp_path / "parquet", filters)) == expected
+
+
+def test_reversal_rows_are_one_per_part(tmp_path: Path) -> None:
+    columnar.export(load(REVERSALS), tmp_path)
+    rows = columnar_reports.Source(tmp_path).rows(
+        "SELECT date, txn_id, reverses, kind, grant_id, CAST(amount AS VARCHAR) FROM reversals "
+        "ORDER BY date, grant_id"
+    )
+    assert [(str(d), t, r, k, g, a.rstrip("0").rstrip(".")) for d, t, r, k, g, a in rows] == [
+        ("2024-03-05", "rev-1", "r-1", "redemption", "p-1", "5"),
+        ("2024-03-05", "rev-1", "r-1", "redemption", "promo-1", "10"),
+        ("2024-03-08", "adj-1", "p-2", "grant", "p-2", "10"),
+        ("2024-04-05", "rev-2", "r-1", "redemption", "p-1", "60"),
+        ("2024-04-08", "adj-2", "p-2", "grant", "p-2", "15"),
+    ]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from beancount.core import data
 from beanquery import query as bql
+from conftest import DEMO, ROOT
 
 from beancount_credits import queries
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import Filters, common, run
-from tests.conftest import DEMO, ROOT
 
 QUERIES = ROOT / "queries"
 NAMES = ["balances", "breakage_by_source", "daily_balances", "expired", "statement"]

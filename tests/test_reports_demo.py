@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from beancount.core import data
 from beanquery import query as bql
+from conftest import DEMO
 
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import REPORTS, Filters, common, daily, run
-from tests.conftest import DEMO
 
 END = datetime.date(2026, 11, 20)
 ONE_DAY = datetime.timedelta(days=1)

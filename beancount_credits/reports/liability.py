@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import NamedTuple
 
 from beancount.core import data
 
@@ -59,16 +60,15 @@ def basis_of(grant: engine.Grant) -> tuple[Basis, Decimal]:
     return (grant.currency, cost[1]), cost[0]
 
 
-def reversal_dates(entries: list[data.Directive]) -> dict[str, datetime.date]:
-    """The date of the first reversal naming each txn_id."""
-    dates: dict[str, datetime.date] = {}
-    for entry in entries:
-        if isinstance(entry, data.Transaction) and entry.meta.get("reverses") is not None:
-            dates.setdefault(str(entry.meta["reverses"]), entry.date)
-    return dates
+class ReversalPart(NamedTuple):
+    """One reversal transaction's posting on a wallet: its date, size and txn_id."""
+
+    date: datetime.date
+    size: Decimal
+    txn_id: str | None
 
 
-Reversals = dict[tuple[str, str], list[tuple[datetime.date, Decimal]]]
+Reversals = dict[tuple[str, str], list[ReversalPart]]
 
 
 def reversal_parts(entries: list[data.Directive]) -> Reversals:
@@ -77,32 +77,98 @@ def reversal_parts(entries: list[data.Directive]) -> Reversals:
     for entry in entries:
         if isinstance(entry, data.Transaction) and entry.meta.get("reverses") is not None:
             target = str(entry.meta["reverses"])
+            txn_id = entry.meta.get("txn_id")
             for posting in entry.postings:
-                parts[(target, posting.account)].append((entry.date, abs(posting.units.number)))
+                parts[(target, posting.account)].append(
+                    ReversalPart(
+                        entry.date,
+                        abs(posting.units.number),
+                        None if txn_id is None else str(txn_id),
+                    )
+                )
     return parts
 
 
+class ReversalMove(NamedTuple):
+    """What one reversal did to one grant, on the reversal's date.
+
+    ``kind`` is "grant" (the reversal removed ``amount`` of the grant) or
+    "redemption" (it gave back ``amount`` that the draw-down ``reverses`` had
+    consumed of the grant).
+    """
+
+    date: datetime.date
+    kind: str
+    grant: engine.Grant
+    amount: Decimal
+    reverses: str
+    txn_id: str | None
+
+
+def reversal_moves(
+    result: engine.EngineResult, entries: list[data.Directive]
+) -> Iterator[ReversalMove]:
+    """Every grant's reversals, each part dated by the reversal that made it.
+
+    The engine's records say how much a reversal removed from a grant or gave
+    back of a draw-down, not when: a grant or redemption reversed in several
+    parts is spread over its reversals in order, each taking up to its own
+    size, and a redemption's consumptions are given back last-consumed first
+    (as the engine restores them).
+    """
+    reversals = reversal_parts(entries)
+    for grant in result.grants.values():
+        if grant.reversed:
+            target = grant.txn_id or ""
+            parts = reversals.get((target, grant.account), [])
+            for part, amount in dated(grant.reversed, parts, grant.date):
+                yield ReversalMove(part.date, "grant", grant, amount, target, part.txn_id)
+    for drawdown in result.drawdowns:
+        restored = [part for part in reversed(drawdown.parts) if part.restored and part.grant]
+        if not restored:
+            continue
+        target = drawdown.txn_id or ""
+        parts = list(reversals.get((target, drawdown.account), []))
+        for consumption in restored:
+            assert consumption.grant is not None
+            for part, amount in dated(consumption.restored, parts, drawdown.date):
+                yield ReversalMove(
+                    part.date, "redemption", consumption.grant, amount, target, part.txn_id
+                )
+                parts = consume(parts, amount)
+
+
 def dated(
-    amount: Decimal, parts: list[tuple[datetime.date, Decimal]], fallback: datetime.date
-) -> list[tuple[datetime.date, Decimal]]:
+    amount: Decimal, parts: list[ReversalPart], fallback: datetime.date
+) -> list[tuple[ReversalPart, Decimal]]:
     """``amount`` spread over the reversals in order, each taking up to its own size."""
     spread = []
-    for date, size in parts:
+    for part in parts:
         if amount <= 0:
             break
-        take = min(size, amount)
-        spread.append((date, take))
+        take = min(part.size, amount)
+        spread.append((part, take))
         amount -= take
-    if amount > 0:
-        spread.append((parts[-1][0] if parts else fallback, amount))
+    if amount > 0:  # more than the postings say (the engine refused the rest): the last one
+        spread.append((parts[-1] if parts else ReversalPart(fallback, amount, None), amount))
     return spread
+
+
+def consume(parts: list[ReversalPart], amount: Decimal) -> list[ReversalPart]:
+    """The reversals left after ``amount`` of them was placed (in order)."""
+    left = []
+    for part in parts:
+        take = min(part.size, amount)
+        amount -= take
+        if part.size > take:
+            left.append(part._replace(size=part.size - take))
+    return left
 
 
 def movements(
     result: engine.EngineResult, accounts: set[str], ledger: Ledger
 ) -> list[tuple[datetime.date, Basis, str, Decimal]]:
     """(date, basis, move, value) of every valued movement of the selected wallets' grants."""
-    reversals = reversal_parts(ledger.entries)
     moves: list[tuple[datetime.date, Basis, str, Decimal]] = []
     for grant in result.grants.values():
         if grant.account not in accounts:
@@ -111,10 +177,6 @@ def movements(
         moves.append((grant.date, basis, "issued", grant.amount * value))
         if grant.repaid:
             moves.append((grant.date, basis, "redeemed", grant.repaid * value))
-        if grant.reversed:
-            parts = reversals.get((grant.txn_id or "", grant.account), [])
-            for on, amount in dated(grant.reversed, parts, grant.date):
-                moves.append((on, basis, "issued", -amount * value))
     for drawdown in result.drawdowns:
         if drawdown.account not in accounts:
             continue
@@ -123,34 +185,16 @@ def movements(
                 continue
             basis, value = basis_of(part.grant)
             moves.append((drawdown.date, basis, "redeemed", part.amount * value))
-        restored = [part for part in reversed(drawdown.parts) if part.restored and part.grant]
-        if restored:
-            # The engine gives back the last-consumed grant first: so do the dates.
-            parts = list(reversals.get((drawdown.txn_id or "", drawdown.account), []))
-            for part in restored:
-                assert part.grant is not None
-                basis, value = basis_of(part.grant)
-                for on, amount in dated(part.restored, parts, drawdown.date):
-                    moves.append((on, basis, "redeemed", -amount * value))
-                    parts = consume(parts, amount)
+    for move in reversal_moves(result, ledger.entries):
+        if move.grant.account in accounts:
+            basis, value = basis_of(move.grant)
+            kind = "issued" if move.kind == "grant" else "redeemed"
+            moves.append((move.date, basis, kind, -move.amount * value))
     for expiry in result.expiries:
         if expiry.grant.account in accounts:
             basis, value = basis_of(expiry.grant)
             moves.append((expiry.date, basis, "expired", expiry.amount * value))
     return moves
-
-
-def consume(
-    parts: list[tuple[datetime.date, Decimal]], amount: Decimal
-) -> list[tuple[datetime.date, Decimal]]:
-    """The reversals left after ``amount`` of them was placed (in order)."""
-    left = []
-    for date, size in parts:
-        take = min(size, amount)
-        amount -= take
-        if size > take:
-            left.append((date, size - take))
-    return left
 
 
 def report(ledger: Ledger, filters: Filters) -> Table:
