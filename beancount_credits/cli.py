@@ -562,10 +562,23 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
     root = ledger.resolve().parent
     for path in result.written:
         click.echo(f"  wrote {path.resolve().relative_to(root)}")
-    for path in planned.removed:
+    for path in result.removed:
         click.echo(f"  moved {path.relative_to(root)} to the archive")
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
+
+
+@main.command()
+@LEDGER
+def recover(ledger: Path) -> None:
+    """Complete a write to LEDGER that a crash interrupted (every writer does this first)."""
+    try:
+        with write.ledger_lock(ledger) as finished:
+            pass
+    except write.WriteError as exc:
+        raise click.ClickException(str(exc)) from None
+    if finished is None:
+        click.echo(f"no interrupted write in {ledger.resolve().parent}")
 
 
 @main.group("export")

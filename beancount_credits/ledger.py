@@ -18,7 +18,7 @@ from pathlib import Path
 from beancount import loader
 from beancount.core import data
 
-from beancount_credits import engine, incremental
+from beancount_credits import engine, incremental, write
 from beancount_credits.accounts import UserIdError, user_id_of
 from beancount_credits.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 
@@ -125,6 +125,16 @@ def load(path: str | Path, cache: bool = True, for_write: bool = False) -> Ledge
     path = Path(path)
     if not path.is_file():
         raise LedgerError(f"no ledger file at {path}")
+    try:
+        pending = write.pending_write(path)
+    except write.WriteError as exc:
+        raise LedgerError(str(exc)) from None
+    if pending is not None:
+        raise LedgerError(
+            f"{path}: a write was interrupted half-way ({pending}); run "
+            f"bean-credits recover {path} to complete it (the next bean-credits write "
+            "also completes it first)"
+        )
     prepared = None
     if for_write:
         entries, errors, options, prepared = incremental.load(path)

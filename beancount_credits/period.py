@@ -45,7 +45,7 @@ replaced by the archive indexes, i.e. the whole history without carry-forward.
 The close requires the daily log to be written through D (``close-day --date
 D``), so every balance of the closed period is recorded before it is archived.
 :func:`plan` is pure apart from reading the ledger's files; writing goes
-through :mod:`beancount_credits.write`.
+through :mod:`beancount_credits.write` as one all-or-nothing change.
 """
 
 from __future__ import annotations
@@ -506,35 +506,20 @@ def insert_include(text: str, include: str) -> str:
 
 
 def apply(ledger: Ledger, planned: ClosePlan, *, commit: bool = False) -> write.WriteResult:
-    """Write the close (staged full-loader check first), remove the moved files, commit."""
-    main = ledger.path
-    repo = write.commit_preflight(main) if commit else None
-    result = write.apply(
-        main,
+    """Write the close as one change: new files, changed files and moved-out files removed.
+
+    :func:`write.apply` checks it with the full loader first and writes it all
+    or nothing, so a crash cannot leave a moved file both archived and still
+    matched by an include glob.
+    """
+    removals = [write.FileChange(path, None) for path in planned.removed]
+    return write.apply(
+        ledger.path,
         planned.files,
-        planned.changes,
-        message=f"close-period through {planned.through}",
-        commit=False,
+        [*planned.changes, *removals],
+        message=f"close-period through {planned.through}: {planned.summary()}",
+        commit=commit,
     )
-    root = main.resolve().parent
-    for path in planned.removed:
-        path.unlink()
-        folder = path.parent
-        while folder != root and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # a month or year folder the archive emptied
-            folder = folder.parent
-    if repo is not None:
-        paths = [str(path.resolve()) for path in [*result.written, *planned.removed]]
-        write.git(repo, "add", "-A", "--", *paths)
-        write.git(
-            repo,
-            "commit",
-            "--quiet",
-            "-m",
-            f"close-period through {planned.through}: {planned.summary()}",
-        )
-        result.commit = write.git(repo, "rev-parse", "HEAD").strip()
-    return result
 
 
 # --- Reading across periods -------------------------------------------------------------

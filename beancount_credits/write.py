@@ -13,8 +13,15 @@ A write is:
   validations run over the whole changed ledger (:mod:`beancount_credits.incremental`
   says when that is allowed; otherwise the staging copy is loaded);
 - **atomic**: each file is written to a temporary sibling, fsynced and renamed
-  over the old one, so a crash leaves the old file or the new one, never half;
-  new files are written before the files that include them;
+  over the old one, so a crash leaves the old file or the new one, never half.
+  A change of several files (or one that removes a file) is all or nothing:
+  the new texts are staged as temporary siblings first, then a journal
+  (``<ledger dir>/.bean-credits-pending.json``) marks them ready, then they
+  are renamed into place (new files before the files that include them) and
+  removed files deleted. A crash before "ready" leaves the ledger as it was; a
+  crash after it is rolled forward by the next writer as soon as it holds the
+  lock (:func:`finish_pending`; ``bean-credits recover`` does only that), and
+  :func:`pending_write` lets readers refuse a half-applied ledger;
 - **escaped**: strings from outside go through :func:`quote`, so no input can
   end a string and start a directive;
 - optionally **committed** to git with a message that says what was written,
@@ -28,10 +35,12 @@ import dataclasses
 import datetime
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -46,6 +55,7 @@ from beancount.core import data
 from beancount_credits import incremental
 
 LOCK_NAME = ".bean-credits.lock"
+PENDING_NAME = ".bean-credits-pending.json"
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _ESCAPE_RE = re.compile(r'[\\"\n\t\r]')
@@ -183,8 +193,13 @@ def render(entry: data.Directive) -> str:
 
 
 @contextlib.contextmanager
-def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[None]:
-    """Hold the ledger's writer lock (an exclusive flock) for the block."""
+def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[str | None]:
+    """Hold the ledger's writer lock (an exclusive flock) for the block.
+
+    A write a crashed writer left half-applied is completed first
+    (:func:`finish_pending`; said on stderr, and yielded), so the block reads
+    a whole ledger.
+    """
     path = main.resolve().parent / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -202,7 +217,10 @@ def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[None]:
                         "try again later"
                     ) from None
                 time.sleep(0.05)
-        yield
+        finished = finish_pending(main)
+        if finished is not None:
+            sys.stderr.write(f"bean-credits: {finished}\n")
+        yield finished
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
@@ -212,10 +230,10 @@ def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[None]:
 
 @dataclasses.dataclass(frozen=True)
 class FileChange:
-    """The new full text of one ledger file (absolute path)."""
+    """The new full text of one ledger file (absolute path); ``text`` None removes the file."""
 
     path: Path
-    text: str
+    text: str | None
 
 
 def ledger_files(main: Path, options: dict[str, Any]) -> list[Path]:
@@ -268,15 +286,17 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
     """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
     main = main.resolve()
     changed = {change.path.resolve(): change.text for change in changes}
-    everything = {path.resolve() for path in files} | set(changed) | {main}
+    removed = {path for path, text in changed.items() if text is None}
+    everything = ({path.resolve() for path in files} | set(changed) | {main}) - removed
     root = Path(os.path.commonpath([str(path.parent) for path in everything]))
     with tempfile.TemporaryDirectory(prefix="bean-credits-check-") as staging:
         stage = Path(staging)
         for path in everything:
             target = stage / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if path in changed:
-                target.write_text(changed[path], encoding="utf-8")
+            text = changed.get(path)
+            if text is not None:
+                target.write_text(text, encoding="utf-8")
             elif path.exists():
                 shutil.copyfile(path, target)
         # Beancount's own loader, minus its pickle cache: a cache of a staging
@@ -301,18 +321,136 @@ def error_messages(errors: Sequence[Any], rename: tuple[str, str] | None = None)
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``: temporary sibling, fsync, rename, fsync the folder."""
+    temporary = write_temporary(path, text)
+    os.replace(temporary, path)
+    fsync_folder(path.parent)
+
+
+def write_temporary(path: Path, text: str) -> Path:
+    """``text`` in a fsynced temporary sibling of ``path`` (a name no include glob matches)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    temporary = temporary_path(path)
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    folder = os.open(path.parent, os.O_RDONLY)
+    return temporary
+
+
+def temporary_path(path: Path) -> Path:
+    return path.parent / f".{path.name}.{os.getpid()}.tmp"
+
+
+def fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(folder)
+        os.fsync(descriptor)
     finally:
-        os.close(folder)
+        os.close(descriptor)
+
+
+# --- Several files as one change: a journal, rolled forward after a crash --------
+
+
+def pending_path(main: Path) -> Path:
+    return main.resolve().parent / PENDING_NAME
+
+
+def pending_write(main: Path) -> str | None:
+    """What a write left half-applied in the ledger's folder says it was doing (None: nothing)."""
+    journal = read_journal(main)
+    if journal is None or journal.get("state") != "ready":
+        return None
+    return str(journal.get("message") or "a write")
+
+
+def read_journal(main: Path) -> dict[str, Any] | None:
+    try:
+        text = pending_path(main).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        journal = json.loads(text)
+    except ValueError:
+        raise WriteError(
+            f"{pending_path(main)} is not a bean-credits journal; it was written by "
+            "something else, or by hand: move it away and check the ledger"
+        ) from None
+    return journal if isinstance(journal, dict) else None
+
+
+def write_journal(main: Path, journal: dict[str, Any]) -> None:
+    write_atomic(pending_path(main), json.dumps(journal, indent=1) + "\n")
+
+
+def write_files(main: Path, changes: Sequence[FileChange], message: str) -> None:
+    """Apply ``changes`` all or nothing (see the module docstring): stage, mark ready, finish."""
+    stage(main, changes, message)
+    finish_pending(main)
+
+
+def stage(main: Path, changes: Sequence[FileChange], message: str) -> None:
+    """Write the new texts as temporaries and the journal that says how to put them in place.
+
+    Until the journal says "ready" (its last step) the ledger is untouched and
+    :func:`finish_pending` drops the temporaries; after, it renames them into
+    place and removes the files to remove, in ``changes``' order.
+    """
+    steps: list[dict[str, str | None]] = []
+    for change in changes:
+        path = change.path.resolve()
+        temporary = None if change.text is None else str(temporary_path(path))
+        steps.append({"path": str(path), "temporary": temporary})
+    journal = {"state": "staging", "message": message, "steps": steps}
+    write_journal(main, journal)  # names the temporaries before they exist: a crash drops them
+    for change in changes:
+        if change.text is not None:
+            write_temporary(change.path.resolve(), change.text)
+    for folder in {Path(str(step["path"])).parent for step in steps if step["temporary"]}:
+        fsync_folder(folder)
+    write_journal(main, {**journal, "state": "ready"})
+
+
+def finish_pending(main: Path) -> str | None:
+    """Complete (or, if it never got ready, drop) the write a journal describes.
+
+    Safe to repeat: a step already done has no temporary left or no file to
+    remove. Returns what was done, or None when no write was pending.
+    """
+    journal = read_journal(main)
+    if journal is None:
+        return None
+    root = main.resolve().parent
+    steps = journal.get("steps", [])
+    ready = journal.get("state") == "ready"
+    for step in steps:
+        path, temporary = Path(step["path"]), step.get("temporary")
+        if not ready:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+                prune_folders(path.parent, root)  # folders made for new files
+        elif temporary is not None:
+            if Path(temporary).exists():
+                os.replace(temporary, path)
+                fsync_folder(path.parent)
+        elif path.exists():
+            path.unlink()
+            prune_folders(path.parent, root)
+    pending_path(main).unlink()
+    fsync_folder(root)
+    message = journal.get("message") or "a write"
+    if ready:
+        return f"completed an interrupted write ({len(steps)} file(s)): {message}"
+    return f"dropped an interrupted write that had not started changing the ledger: {message}"
+
+
+def prune_folders(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents up to ``root`` while they are empty."""
+    while folder != root and folder.is_relative_to(root) and folder.is_dir():
+        if any(folder.iterdir()):
+            return
+        folder.rmdir()
+        folder = folder.parent
 
 
 def git_root(path: Path) -> Path | None:
@@ -355,6 +493,7 @@ class WriteResult:
     written: list[Path]
     commit: str | None = None
     check: str = ""  # "incremental" or "staged": how the new text was checked
+    removed: list[Path] = dataclasses.field(default_factory=list)
 
 
 def check_changes(
@@ -364,8 +503,10 @@ def check_changes(
     prepared: incremental.Prepared | None = None,
 ) -> tuple[list[str], str]:
     """The errors of the ledger after ``changes``, and which check found them."""
-    if prepared is not None:
-        errors = incremental.check(prepared, {change.path: change.text for change in changes})
+    if prepared is not None and all(change.text is not None for change in changes):
+        errors = incremental.check(
+            prepared, {change.path: change.text for change in changes if change.text is not None}
+        )
         if errors is not None:
             return error_messages(errors), "incremental"
     return staged_check(main, files, changes), "staged"
@@ -396,16 +537,24 @@ def apply(
             errors,
         )
     main = main.resolve()
-    # Files that others include go first, the including main file last, so a
-    # crash in between leaves new files not yet included rather than an
-    # include of a missing file.
+    # Files that others include go first, the including main file last (a
+    # reader between two renames sees new files not yet included rather than
+    # an include of a missing file).
     ordered = sorted(changes, key=lambda change: change.path.resolve() == main)
-    for change in ordered:
-        write_atomic(change.path, change.text)
-    written = [change.path for change in ordered]
+    only = ordered[0]
+    if len(ordered) == 1 and only.text is not None:
+        write_atomic(only.path, only.text)  # one rename: atomic without a journal
+    else:
+        write_files(main, ordered, message)
+    written = [change.path for change in ordered if change.text is not None]
+    removed = [change.path for change in ordered if change.text is None]
     sha = None
     if repo is not None:
-        git(repo, "add", "--", *[str(path.resolve()) for path in written])
+        if written:
+            git(repo, "add", "--", *[str(path.resolve()) for path in written])
+        if removed:
+            paths = [str(path.resolve()) for path in removed]
+            git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
         git(repo, "commit", "--quiet", "-m", message)
         sha = git(repo, "rev-parse", "HEAD").strip()
-    return WriteResult(written, sha, how)
+    return WriteResult(written, sha, how, removed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from test_properties import histories, ledger_days
 
-from beancount_credits import engine, period
+from beancount_credits import engine, period, write
 from beancount_credits.cli import main
 from beancount_credits.ledger import load
 from beancount_credits.reports import REPORTS, Filters, ReportError
@@ -295,3 +296,76 @@ def test_reports_across_a_close_equal_reports_without_it(
         filters = Filters(date_from=start, date_to=end)
         assert every_report(main_file, filters) == every_report(closed, filters)
         assert expiries_from(closed, start) == expiries_from(main_file, start)
+
+
+# --- A crash in the middle of a close -------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every ledger file under ``root`` (not the lock, caches or history view)."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+        and not path.name.startswith((".bean-credits", ".main.beancount"))
+        and not path.name.endswith(".picklecache")
+    }
+
+
+def staged_close(root: Path) -> list[dict]:
+    """A copy of the demo with a close staged (journal ready): a crash before any rename."""
+    shutil.copytree(DEMO.parent, root, ignore=NO_CACHE)
+    main_file = root / "main.beancount"
+    ledger = load(main_file, for_write=True)
+    planned = period.plan(ledger, DEMO_THROUGH)
+    removals = [write.FileChange(path, None) for path in planned.removed]
+    changes = [*planned.changes, *removals]
+    ordered = sorted(changes, key=lambda change: change.path.resolve() == main_file.resolve())
+    write.stage(main_file, ordered, "close-period (interrupted)")
+    return json.loads(write.pending_path(main_file).read_text())["steps"]
+
+
+@pytest.mark.parametrize("done", ["none", "one", "half", "all but main", "all"])
+def test_a_close_interrupted_at_any_step_is_completed_by_recover(
+    done: str, tmp_path: Path, demo_closed: tuple[Path, Path]
+) -> None:
+    root = tmp_path / "demo"
+    steps = staged_close(root)
+    assert any(step["temporary"] is None for step in steps), "the close removes files"
+    count = {"none": 0, "one": 1, "half": len(steps) // 2, "all but main": len(steps) - 1}
+    # The renames and removals a crashed writer got through before it died.
+    for step in steps[: count.get(done, len(steps))]:
+        if step["temporary"] is None:
+            Path(step["path"]).unlink()
+        else:
+            os.replace(step["temporary"], step["path"])
+    main_file = root / "main.beancount"
+    result = CliRunner().invoke(main, ["report", "balances", str(main_file)])
+    assert result.exit_code == 1
+    assert "a write was interrupted half-way (close-period (interrupted))" in result.output
+    assert f"run bean-credits recover {root}" in result.output  # main, or the history view
+    recovered = CliRunner().invoke(main, ["recover", str(main_file)])
+    assert recovered.exit_code == 0, recovered.output
+    assert "completed an interrupted write" in recovered.stderr
+    _before, after = demo_closed
+    assert snapshot(root) == snapshot(after.parent)
+    assert not list(root.rglob("*.tmp"))
+    assert run_cli("recover", str(main_file)).startswith("no interrupted write")
+
+
+def test_a_close_interrupted_while_staging_leaves_the_ledger_as_it_was(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO.parent, tmp_path / "original", ignore=NO_CACHE)
+    steps = staged_close(root)
+    journal = write.pending_path(root / "main.beancount")
+    # Died while writing the temporaries: the journal still says "staging".
+    journal.write_text(json.dumps({"state": "staging", "message": "close", "steps": steps}))
+    for step in steps[len(steps) // 2 :]:
+        if step["temporary"] is not None:
+            Path(step["temporary"]).unlink()
+    assert load(root / "main.beancount").errors == []  # readers see the old ledger
+    recovered = CliRunner().invoke(main, ["recover", str(root / "main.beancount")])
+    assert recovered.exit_code == 0, recovered.output
+    assert "dropped an interrupted write" in recovered.stderr
+    assert snapshot(root) == snapshot(tmp_path / "original")
+    assert not list(root.rglob("*.tmp"))
