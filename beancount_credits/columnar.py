@@ -27,7 +27,10 @@ partitioned. Grants, consumption and expiries are the engine's records
 (:attr:`Ledger.grants`), not a re-derivation.
 
 Numbers are ``decimal(38, 9)``: exact, and a type every engine reads. A
-number with more than nine decimal places is refused with an error.
+number with more than nine decimal places is refused with an error. The
+``*places`` columns keep how many decimal places the ledger's number has
+(10.50: 2), which a fixed-scale decimal loses: the DuckDB reports print 10.50
+where the ledger path does.
 
 **Incremental.** ``DIR/manifest.json`` keeps a content hash of every
 partition. A partition whose rows did not change is not written again (its
@@ -59,7 +62,7 @@ from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common, daily, liability
 from beancount_credits.reports.statement import classify
 
-FORMAT = "beancount-credits-parquet/2"  # bump when a schema changes: everything is rewritten
+FORMAT = "beancount-credits-parquet/3"  # bump when a schema changes: everything is rewritten
 MANIFEST = "manifest.json"
 PART = "part-0.parquet"
 NUMBER = pa.decimal128(38, 9)
@@ -83,6 +86,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("user_id", pa.string()),
             ("commodity", pa.string()),
             ("number", NUMBER),
+            ("places", pa.int8()),
             ("kind", pa.string()),
             ("member", pa.string()),
             ("session", pa.string()),
@@ -102,10 +106,12 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("account", pa.string()),
             ("commodity", pa.string()),
             ("amount", NUMBER),
+            ("amount_places", pa.int8()),
             ("consumed", NUMBER),
             ("expired", NUMBER),
             ("remaining", NUMBER),
             ("repaid", NUMBER),
+            ("repaid_places", pa.int8()),
             ("reversed", NUMBER),
             ("expires", pa.date32()),
             ("priority", pa.int64()),
@@ -124,6 +130,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("commodity", pa.string()),
             ("grant_id", pa.string()),
             ("amount", NUMBER),
+            ("places", pa.int8()),
             ("restored", NUMBER),
         ]
     ),
@@ -136,6 +143,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("account", pa.string()),
             ("commodity", pa.string()),
             ("amount", NUMBER),
+            ("places", pa.int8()),
         ]
     ),
     "reversals": pa.schema(
@@ -149,6 +157,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("account", pa.string()),
             ("commodity", pa.string()),
             ("amount", NUMBER),
+            ("places", pa.int8()),
         ]
     ),
     "balances": pa.schema(
@@ -158,7 +167,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("account", pa.string()),
             ("commodity", pa.string()),
             ("change", NUMBER),
+            ("change_places", pa.int8()),
             ("balance", NUMBER),
+            ("balance_places", pa.int8()),
         ]
     ),
     "users": pa.schema(
@@ -238,12 +249,14 @@ def posting_rows(ledger: Ledger) -> Iterable[Row]:
                 user_id,
                 posting.units.currency,
                 number,
+                places(number),
                 kind,
                 *tail,
             )
 
 
 def places(number: Decimal) -> int:
+    """The decimal places a number is written with (10.50: 2, 42: 0)."""
     exponent = number.as_tuple().exponent
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
@@ -260,10 +273,12 @@ def grant_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
             grant.account,
             grant.currency,
             grant.amount,
+            places(grant.amount),
             grant.consumed,
             grant.expired,
             grant.remaining,
             grant.repaid,
+            places(grant.repaid),
             grant.reversed,
             grant.expires,
             grant.priority,
@@ -286,6 +301,7 @@ def consumption_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Ro
                 drawdown.currency,
                 None if part.grant is None else part.grant.id,
                 part.amount,
+                places(part.amount),
                 part.restored,
             )
 
@@ -304,6 +320,7 @@ def reversal_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
             grant.account,
             grant.currency,
             move.amount,
+            places(move.amount),
         )
 
 
@@ -319,6 +336,7 @@ def expiry_rows(ledger: Ledger, result: engine.EngineResult) -> Iterable[Row]:
             grant.account,
             grant.currency,
             expiry.amount,
+            places(expiry.amount),
         )
 
 
@@ -332,7 +350,16 @@ def balance_rows(ledger: Ledger) -> Iterable[Row]:
     make = daily.rows_from_log if daily.keeps_balance_log(ledger) else daily.daily_rows
     for day, user_id, currency, change, balance in make(ledger, users, None, first, last):
         if change is not None:
-            yield (day, user_id, accounts[str(user_id)], currency, change, balance)
+            yield (
+                day,
+                user_id,
+                accounts[str(user_id)],
+                currency,
+                change,
+                places(change),
+                balance,
+                places(balance),
+            )
 
 
 def user_rows(ledger: Ledger) -> Iterable[Row]:

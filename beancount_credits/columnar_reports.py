@@ -97,21 +97,16 @@ def _date(value: str | None) -> datetime.date | None:
     return None if value is None else datetime.date.fromisoformat(value)
 
 
-def plain(number: Decimal | None) -> Decimal | None:
-    """A decimal(38, 9) as the ledger writes it: no trailing zeros (42, not 42.000000000)."""
+def exact(number: Decimal | None, places: int | None) -> Decimal | None:
+    """A decimal(38, 9) with the decimal places the ledger's number has (10.50, not 10.500000000).
+
+    ``places`` comes from the export's ``*places`` columns: the most any
+    number summed into ``number`` has, which is what Decimal arithmetic gives
+    the ledger path's sum (and a product has the places of both factors).
+    """
     if number is None:
         return None
-    if number == number.to_integral_value():
-        return number.quantize(Decimal(1))
-    return number.normalize()
-
-
-def money(value: Decimal, places: int) -> Decimal:
-    """A value at its unit cost's decimal places, as the ledger's products come out (0.10 USD)."""
-    exact = plain(value)
-    assert exact is not None
-    quantized = value.quantize(Decimal(1).scaleb(-places))
-    return quantized if quantized == value and places > 0 else exact
+    return number.quantize(Decimal(1).scaleb(-(places or 0)))
 
 
 def _range(filters: Filters, column: str) -> tuple[str, list[Any]]:
@@ -151,18 +146,22 @@ def usage_report(source: Source, filters: Filters) -> Table:
         SELECT p.account, p.commodity, {PERIOD_SQL[period]} AS start,
             sum(CASE WHEN p.kind = 'earned' THEN p.number ELSE 0 END),
             sum(CASE WHEN p.kind = 'redeemed' THEN -p.number ELSE 0 END),
-            sum(CASE WHEN p.kind = 'expired' THEN -p.number ELSE 0 END)
+            sum(CASE WHEN p.kind = 'expired' THEN -p.number ELSE 0 END),
+            max(CASE WHEN p.kind = 'earned' THEN p.places ELSE 0 END),
+            max(CASE WHEN p.kind = 'redeemed' THEN p.places ELSE 0 END),
+            max(CASE WHEN p.kind = 'expired' THEN p.places ELSE 0 END)
         FROM postings p JOIN users u ON u.account = p.account
         WHERE {users} AND {dates} AND {commodity} AND {member}
         GROUP BY ALL
     """
     found: dict[tuple[str, str], dict[datetime.date, usage.Totals]] = defaultdict(dict)
     params = [*user_params, *date_params, *commodity_params, *member_params]
-    for account, currency, start, earned, redeemed, expired in source.rows(sql, params):
+    for account, currency, start, *sums in source.rows(sql, params):
+        earned, redeemed, expired, earned_places, redeemed_places, expired_places = sums
         found[(account, currency)][start] = {
-            "earned": plain(earned),
-            "redeemed": plain(redeemed),
-            "expired": plain(expired),
+            "earned": exact(earned, earned_places),
+            "redeemed": exact(redeemed, redeemed_places),
+            "expired": exact(expired, expired_places),
         }
     user_ids = dict(source.rows("SELECT account, user_id FROM users"))
     return usage.usage_table(found, user_ids, filters, period)
@@ -176,21 +175,29 @@ def rates_report(source: Source, filters: Filters) -> Table:
     # Each grant's fate as of --to: its dated movements through that day.
     sql = f"""
         WITH used AS (
-            SELECT grant_id, sum(amount) AS consumed
+            SELECT grant_id, sum(amount) AS consumed, max(places) AS places
             FROM consumption WHERE grant_id IS NOT NULL AND date <= $to GROUP BY grant_id
         ), undone AS (
             SELECT grant_id, sum(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS reversed,
-                sum(CASE WHEN kind = 'redemption' THEN amount ELSE 0 END) AS restored
+                sum(CASE WHEN kind = 'redemption' THEN amount ELSE 0 END) AS restored,
+                max(CASE WHEN kind = 'grant' THEN places ELSE 0 END) AS reversed_places,
+                max(CASE WHEN kind = 'redemption' THEN places ELSE 0 END) AS restored_places
             FROM reversals WHERE date <= $to GROUP BY grant_id
         ), lapsed AS (
-            SELECT grant_id, sum(amount) AS expired FROM expiries WHERE date <= $to
+            SELECT grant_id, sum(amount) AS expired, max(places) AS places
+            FROM expiries WHERE date <= $to
             GROUP BY grant_id
         ), fate AS (
             SELECT g.source, u.segment, CAST(date_trunc('month', g.date) AS DATE) AS cohort,
                 g.commodity, g.amount, g.repaid,
                 coalesce(undone.reversed, 0) AS reversed,
                 coalesce(used.consumed, 0) - coalesce(undone.restored, 0) AS consumed,
-                coalesce(lapsed.expired, 0) AS expired
+                coalesce(lapsed.expired, 0) AS expired,
+                greatest(g.amount_places, coalesce(undone.reversed_places, 0)) AS issued_places,
+                greatest(coalesce(used.places, 0), coalesce(undone.restored_places, 0),
+                    coalesce(undone.reversed_places, 0),
+                    CASE WHEN g.repaid <> 0 THEN g.repaid_places ELSE 0 END) AS redeemed_places,
+                coalesce(lapsed.places, 0) AS expired_places
             FROM grants g JOIN users u ON u.account = g.account
             LEFT JOIN used ON used.grant_id = g.grant_id
             LEFT JOIN undone ON undone.grant_id = g.grant_id
@@ -198,17 +205,21 @@ def rates_report(source: Source, filters: Filters) -> Table:
             WHERE {users} AND {dates} AND {commodity}
         )
         SELECT source, segment, cohort, commodity, sum(amount - reversed),
-            sum(consumed + repaid), sum(expired)
+            sum(consumed + repaid), sum(expired), max(issued_places), max(redeemed_places),
+            max(expired_places)
         FROM fate GROUP BY ALL
     """
     params: dict[str, Any] = {"to": to}
     positional = [*user_params, *date_params, *commodity_params]
     sql = _named(sql, positional, params)
     totals: dict[tuple[str, str, str], list[Decimal]] = defaultdict(lambda: [common.ZERO] * 4)
-    for source_account, segment, cohort, currency, issued, redeemed, expired in source.db.execute(
+    for source_account, segment, cohort, currency, *sums in source.db.execute(
         sql, params
     ).fetchall():
-        issued, redeemed, expired = plain(issued), plain(redeemed), plain(expired)
+        issued, redeemed, expired = (
+            exact(number, places) for number, places in zip(sums[:3], sums[3:], strict=True)
+        )
+        assert issued is not None and redeemed is not None and expired is not None
         numbers = (issued, redeemed, expired, issued - redeemed - expired)
         groups = {
             "source": source_account.rpartition(":")[2] if source_account else "(none)",
@@ -248,29 +259,30 @@ def liability_report(source: Source, filters: Filters) -> Table:
             FROM grants g JOIN users u ON u.account = g.account
             WHERE {users} AND {commodity}
         ), moves AS (
-            SELECT date, commodity, basis, 'issued' AS move, amount * value AS value, places
+            SELECT date, commodity, basis, 'issued' AS move, amount * value AS value,
+                amount_places + places AS places
             FROM g
             UNION ALL
-            SELECT date, commodity, basis, 'redeemed', repaid * value, places
+            SELECT date, commodity, basis, 'redeemed', repaid * value, repaid_places + places
             FROM g WHERE repaid <> 0
             UNION ALL
             SELECT r.date, g.commodity, g.basis,
                 CASE WHEN r.kind = 'grant' THEN 'issued' ELSE 'redeemed' END,
-                -r.amount * g.value, g.places
+                -r.amount * g.value, r.places + g.places
             FROM reversals r JOIN g ON g.grant_id = r.grant_id
             UNION ALL
             SELECT c.date, g.commodity, g.basis, 'redeemed', c.amount * g.value,
-                g.places FROM consumption c JOIN g ON g.grant_id = c.grant_id
+                c.places + g.places FROM consumption c JOIN g ON g.grant_id = c.grant_id
             UNION ALL
             SELECT e.date, g.commodity, g.basis, 'expired', e.amount * g.value,
-                g.places FROM expiries e JOIN g ON g.grant_id = e.grant_id
+                e.places + g.places FROM expiries e JOIN g ON g.grant_id = e.grant_id
         )
         SELECT date, commodity, basis, move, sum(value), max(places) FROM moves WHERE date <= ?
         GROUP BY ALL ORDER BY date
     """
     params = [*user_params, *commodity_params, last]
     moves = [
-        (date, (currency, basis), move, money(value, places))
+        (date, (currency, basis), move, exact(value, places))
         for date, currency, basis, move, value, places in source.rows(sql, params)
     ]
     return liability.roll_forward(moves, filters, first, last)
@@ -313,7 +325,8 @@ def _daily_rows(
             ON w.since <= d.day AND (w.closed IS NULL OR d.day <= w.closed)
         )
         SELECT g.day, g.user_id, g.commodity,
-            CASE WHEN b.date = g.day THEN b.change END, b.balance
+            CASE WHEN b.date = g.day THEN b.change END, b.change_places, b.balance,
+            b.balance_places
         FROM grid g ASOF JOIN balances b
         ON g.account = b.account AND g.commodity = b.commodity AND g.day >= b.date
         ORDER BY g.day, g.user_id, g.commodity, g.account
@@ -323,8 +336,14 @@ def _daily_rows(
         batch = cursor.fetchmany(FETCH)
         if not batch:
             return
-        for day, user_id, currency, change, balance in batch:
-            yield [day, user_id, currency, plain(change), plain(balance)]
+        for day, user_id, currency, change, change_places, balance, balance_places in batch:
+            yield [
+                day,
+                user_id,
+                currency,
+                exact(change, change_places),
+                exact(balance, balance_places),
+            ]
 
 
 MAKERS: dict[str, Callable[[Source, Filters], Table]] = {

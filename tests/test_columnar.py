@@ -190,26 +190,37 @@ def test_export_of_a_closed_ledger_holds_the_whole_history(tmp_path: Path, demo_
         assert shown(columnar_reports.run(name, out, filters)) == expected, name
 
 
-REVERSALS = Path(__file__).parent / "reports" / "reversals.beancount"
-REVERSAL_CASES: list[tuple[str, Filters]] = [
-    ("liability", Filters(date_to=D("2024-04-30"))),
-    ("liability", Filters(period="day", date_from=D("2024-03-01"), date_to=D("2024-04-30"))),
-    ("liability", Filters(date_to=D("2024-03-31"))),
-    ("rates", Filters(date_to=D("2024-03-05"))),  # the first refund and not the second
-    ("rates", Filters(date_to=D("2024-03-31"))),
-    ("rates", Filters(date_to=D("2024-04-30"))),
-    ("usage", Filters(date_to=D("2024-04-30"))),
+CASE_LEDGERS = Path(__file__).parent / "reports"
+REVERSALS = CASE_LEDGERS / "reversals.beancount"
+SMALL_CASES: list[tuple[str, str, Filters]] = [
+    # An order refunded in two steps (across two grants), a purchase clawed back in two.
+    ("reversals", "liability", Filters(date_to=D("2024-04-30"))),
+    (
+        "reversals",
+        "liability",
+        Filters(period="day", date_from=D("2024-03-01"), date_to=D("2024-04-30")),
+    ),
+    ("reversals", "liability", Filters(date_to=D("2024-03-31"))),
+    ("reversals", "rates", Filters(date_to=D("2024-03-05"))),  # the first refund, not the second
+    ("reversals", "rates", Filters(date_to=D("2024-03-31"))),
+    ("reversals", "rates", Filters(date_to=D("2024-04-30"))),
+    ("reversals", "usage", Filters(date_to=D("2024-04-30"))),
+    # Numbers with their own decimal places (10.50, 1.5): printed as the ledger writes them.
+    ("fractions", "usage", Filters(date_to=D("2024-02-29"))),
+    ("fractions", "daily", Filters(date_to=D("2024-02-29"))),
+    ("fractions", "rates", Filters(date_to=D("2024-02-29"))),
+    ("fractions", "rates", Filters(date_to=D("2024-02-03"))),
+    ("fractions", "liability", Filters(period="day", date_to=D("2024-02-29"))),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "filters"),
-    REVERSAL_CASES,
-    ids=[f"{n}-{i}" for i, (n, _) in enumerate(REVERSAL_CASES)],
+    ("ledger_name", "name", "filters"),
+    SMALL_CASES,
+    ids=[f"{ledger}-{n}-{i}" for i, (ledger, n, _) in enumerate(SMALL_CASES)],
 )
-def test_reversals_in_parts_are_dated_each_on_its_own_day(name, filters, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # An order refunded in two steps (across two grants) and a purchase clawed back in two.
-    ledger = load(REVERSALS)
+def test_small_ledger_report_equals_ledger_report(ledger_name, name, filters, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ledger = load(CASE_LEDGERS / f"{ledger_name}.beancount")
     assert not ledger.errors
     columnar.export(ledger, tmp_path / "parquet")
     expected = shown(run(name, ledger, filters))
