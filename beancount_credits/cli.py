@@ -132,8 +132,17 @@ def report(
         desc=desc,
     )
     if source is not None:
-        from beancount_credits import columnar_reports  # duckdb only when asked for
+        from beancount_credits import columnar, columnar_reports  # duckdb only when asked
 
+        stale = columnar.stale(source, periods.history_path(ledger))
+        if stale:
+            more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
+            click.echo(
+                f"warning: the export in {source} is older than {ledger}: "
+                f"{'; '.join(stale[:3])}{more}. Re-run: bean-credits export parquet "
+                f"{ledger} -o {source}",
+                err=True,
+            )
         try:
             table = columnar_reports.run(name, source, filters)
             write_report(table, fmt, output, exports.ledger_name(ledger, {}))

@@ -37,15 +37,23 @@ partition. A partition whose rows did not change is not written again (its
 file, if present, is left as is); a month that changed is rewritten (to a
 temporary file, then renamed); a month that no longer has rows is removed. The
 manifest is written last, so an interrupted export is redone next time.
+
+**Staleness.** The manifest also records every ledger file the export was
+made from (size, mtime, SHA-256) and the include patterns in them;
+:func:`stale` says which files changed, went away or newly match an include
+since, so ``report --source`` can warn that the export is older than the
+ledger.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable
@@ -66,6 +74,9 @@ FORMAT = "beancount-credits-parquet/3"  # bump when a schema changes: everything
 MANIFEST = "manifest.json"
 PART = "part-0.parquet"
 NUMBER = pa.decimal128(38, 9)
+
+
+_INCLUDE_RE = re.compile(r'^\s*include\s+"([^"]+)"', re.M)
 
 
 class ColumnarError(Exception):
@@ -458,11 +469,62 @@ def export(ledger: Ledger, out: Path) -> ExportResult:
         "first_date": None if first is None else first.isoformat(),
         "last_date": None if last is None else last.isoformat(),
         "partitions": hashes,
+        "sources": ledger_sources(ledger),
     }
     manifest_text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    if written or removed or not (out / MANIFEST).is_file():
+    if written or removed or old != manifest:
         temporary = out / f".{MANIFEST}.tmp"
         out.mkdir(parents=True, exist_ok=True)
         temporary.write_text(manifest_text, encoding="utf-8")
         os.replace(temporary, out / MANIFEST)
     return ExportResult(written, skipped, removed)
+
+
+# --- Staleness --------------------------------------------------------------------------
+
+
+def ledger_sources(ledger: Ledger) -> dict[str, Any]:
+    """The ledger's files (size, mtime, SHA-256) and the include patterns they hold."""
+    files: dict[str, dict[str, Any]] = {}
+    patterns: set[str] = set()
+    for name in ledger.options.get("include") or [str(ledger.path)]:
+        path = Path(name).resolve()
+        content = path.read_bytes()
+        stat = path.stat()
+        files[str(path)] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+        for pattern in _INCLUDE_RE.findall(content.decode("utf-8", "replace")):
+            patterns.add(os.path.normpath(os.path.join(path.parent, pattern)))
+    return {"files": files, "includes": sorted(patterns)}
+
+
+def stale(out: Path, ledger_path: Path) -> list[str]:
+    """Why the export in ``out`` no longer matches the ledger ``ledger_path`` (empty: it does)."""
+    manifest = read_manifest(out)
+    sources = manifest.get("sources")
+    if not sources:
+        return ["the export does not record the ledger files it was made from"]
+    reasons = []
+    if Path(manifest.get("ledger", "")).resolve() != ledger_path.resolve():
+        reasons.append(f"it was made from {manifest.get('ledger')}, not {ledger_path}")
+    for name, key in sorted(sources["files"].items()):
+        path = Path(name)
+        try:
+            stat = path.stat()
+        except OSError:
+            reasons.append(f"{name} is gone")
+            continue
+        if (stat.st_size, stat.st_mtime_ns) == (key["size"], key["mtime_ns"]):
+            continue
+        if hashlib.sha256(path.read_bytes()).hexdigest() != key["sha256"]:
+            reasons.append(f"{name} changed")
+    matched = {
+        str(Path(found).resolve())
+        for pattern in sources["includes"]
+        for found in glob.glob(pattern, recursive=True)
+    }
+    reasons += [f"{name} is new" for name in sorted(matched - set(sources["files"]))]
+    return reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 from pathlib import Path
 
@@ -158,6 +159,30 @@ def test_cli_export_and_report_source(tmp_path: Path) -> None:
     assert unknown.exit_code != 0 and "unknown user id 'nobody'" in unknown.output
     not_export = runner.invoke(main, [*args, "--source", str(tmp_path)])
     assert not_export.exit_code != 0 and "is not a columnar export" in not_export.output
+
+
+def test_report_source_warns_when_the_ledger_changed_since_the_export(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO.parent, root, ignore=shutil.ignore_patterns(".*picklecache"))
+    main_file, out = root / DEMO.name, tmp_path / "parquet"
+    runner = CliRunner()
+    assert runner.invoke(main, ["export", "parquet", str(main_file), "-o", str(out)]).exit_code == 0
+    args = ["report", "usage", str(main_file), "--to", str(END), "--source", str(out)]
+    fresh = runner.invoke(main, args)
+    assert fresh.exit_code == 0 and fresh.stderr == ""
+    os.utime(main_file)  # touched, same text: still fresh
+    assert runner.invoke(main, args).stderr == ""
+    log = root / "log" / "2026" / "11.beancount"
+    log.write_text(log.read_text() + "\n; reviewed\n")
+    (root / "log" / "2026" / "12.beancount").write_text("; next month\n")
+    warned = runner.invoke(main, args)
+    assert warned.exit_code == 0  # the table is still printed, from the export as asked
+    assert f"warning: the export in {out} is older than {main_file}" in warned.stderr
+    assert f"{log} changed" in warned.stderr
+    assert f"{root / 'log' / '2026' / '12.beancount'} is new" in warned.stderr
+    assert f"Re-run: bean-credits export parquet {main_file} -o {out}" in warned.stderr
+    assert runner.invoke(main, ["export", "parquet", str(main_file), "-o", str(out)]).exit_code == 0
+    assert runner.invoke(main, args).stderr == ""
 
 
 def test_source_refuses_a_filter_the_report_does_not_use(export_dir: Path) -> None:
