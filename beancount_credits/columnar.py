@@ -76,7 +76,7 @@ PART = "part-0.parquet"
 NUMBER = pa.decimal128(38, 9)
 
 
-_INCLUDE_RE = re.compile(r'^\s*include\s+"([^"]+)"', re.M)
+_INCLUDE_RE = re.compile(r'^include[ \t]+"([^"]+)"', re.M)  # not \s: it spans blank lines
 
 
 class ColumnarError(Exception):
