@@ -53,7 +53,6 @@ import glob
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable
@@ -65,7 +64,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from beancount.core import data
 
-from beancount_credits import engine
+from beancount_credits import engine, incremental
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common, daily, liability
 from beancount_credits.reports.statement import classify
@@ -74,9 +73,6 @@ FORMAT = "beancount-credits-parquet/3"  # bump when a schema changes: everything
 MANIFEST = "manifest.json"
 PART = "part-0.parquet"
 NUMBER = pa.decimal128(38, 9)
-
-
-_INCLUDE_RE = re.compile(r'^include[ \t]+"([^"]+)"', re.M)  # not \s: it spans blank lines
 
 
 class ColumnarError(Exception):
@@ -496,8 +492,7 @@ def ledger_sources(ledger: Ledger) -> dict[str, Any]:
             "mtime_ns": stat.st_mtime_ns,
             "sha256": hashlib.sha256(content).hexdigest(),
         }
-        for pattern in _INCLUDE_RE.findall(content.decode("utf-8", "replace")):
-            patterns.add(os.path.normpath(os.path.join(path.parent, pattern)))
+        patterns.update(incremental.include_patterns(str(path), content))
     return {"files": files, "includes": sorted(patterns)}
 
 

@@ -147,19 +147,25 @@ def _load(
     return entries, errors, options, prepared
 
 
+def include_patterns(filename: str, text: bytes) -> Iterator[str]:
+    """The ``include`` patterns in a ledger file's text, relative ones joined to its folder."""
+    for match in _INCLUDE_RE.finditer(text):
+        pattern = match.group(1).decode("utf-8", "replace")
+        if not os.path.isabs(pattern):
+            pattern = os.path.join(os.path.dirname(filename), pattern)
+        yield os.path.normpath(pattern)
+
+
 def _included_by_globs(prepared: Prepared, path: Path) -> bool:
     """Whether an ``include`` of a loaded file matches ``path`` (as glob would)."""
     target = os.path.normpath(str(path))
     for name in prepared.stats:
         with open(name, "rb") as handle:
             text = handle.read()
-        for match in _INCLUDE_RE.finditer(text):
-            pattern = match.group(1).decode("utf-8", "replace")
+        for pattern in include_patterns(name, text):
             if "**" in pattern or "\\" in pattern:
                 continue  # recursive globs and escapes: leave them to the full check
-            if not os.path.isabs(pattern):
-                pattern = os.path.join(os.path.dirname(name), pattern)
-            if _glob_matches(os.path.normpath(pattern), target):
+            if _glob_matches(pattern, target):
                 return True
     return False
 
