@@ -64,7 +64,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from beancount.core import data
 
-from beancount_credits import engine, incremental
+from beancount_credits import engine, incremental, write
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common, daily, liability
 from beancount_credits.reports.statement import classify
@@ -469,10 +469,7 @@ def export(ledger: Ledger, out: Path) -> ExportResult:
     }
     manifest_text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     if written or removed or old != manifest:
-        temporary = out / f".{MANIFEST}.tmp"
-        out.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(manifest_text, encoding="utf-8")
-        os.replace(temporary, out / MANIFEST)
+        write.write_atomic(out / MANIFEST, manifest_text)
     return ExportResult(written, skipped, removed)
 
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from beancount_credits import write
 from beancount_credits.reports.table import Table
 
 FORMATS = ("text", "csv", "xlsx", "pdf")
@@ -93,7 +94,7 @@ def export_file(table: Table, fmt: str, path: Path, *, ledger_name: str) -> None
     and leaves whatever ``path`` held before.
     """
     check_format(fmt)
-    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    temporary = write.temporary_path(path)
     try:
         with open(temporary, "wb") as handle:
             export(table, fmt, handle, ledger_name=ledger_name)
