@@ -454,6 +454,9 @@ class _Pass:
                 )
             else:
                 self.seen_txn_ids[txn_id] = entry.meta
+        if CARRIED_TAG in entry.tags:
+            # Any carry-forward, a zero line included, marks a closed period behind.
+            self.closed_through = entry.date
 
         reverses = entry.meta.get("reverses") if entry.meta else None
         new_postings: list[data.Posting] | None = None
@@ -479,8 +482,6 @@ class _Pass:
                 grant = self.grant(entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = self.grant_annotation(grant)
             else:
-                if CARRIED_TAG in entry.tags:
-                    self.closed_through = entry.date
                 drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
                 annotation = self.annotation(drawdown)
             if annotation and self.config.annotate:
@@ -581,7 +582,6 @@ class _Pass:
             if pmeta.get("grant_txn") is not None:
                 txn_id = str(pmeta["grant_txn"])
             source = None if pmeta.get("source") is None else str(pmeta["source"])
-            self.closed_through = entry.date
         policy = self.policy(None if carried else source)
         expires: datetime.date | None = None
         priority = DEFAULT_PRIORITY

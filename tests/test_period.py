@@ -241,6 +241,28 @@ def without_errors(header: str, blocks: list[str]) -> str:
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
 @given(histories, st.floats(0.1, 0.9))
+# Found by hypothesis: a redemption archived by the close and reversed after
+# it, by a wallet the close carries with a zero line (the refusal must still
+# name the close).
+@example(
+    history=(
+        [
+            (
+                1,
+                [
+                    ("redeem", "alice", 1),
+                    ("grant", "org-acme", 1, None, 10),
+                    ("redeem", "alice", 1),
+                ],
+            ),
+            (1, [("redeem", "alice", 1), ("redeem", "alice", 2), ("redeem", "org-acme", 1)]),
+            (1, [("redeem", "alice", 1)] * 4),
+            (1, [("redeem", "alice", 1), ("redeem", "alice", 1), ("reverse", 569, 1)]),
+        ],
+        0,
+    ),
+    where=0.5,
+)
 # Found by hypothesis: a grant reversed in two parts, one on each side of the
 # close (liability once dated both parts at the first reversal).
 @example(
