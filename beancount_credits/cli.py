@@ -6,6 +6,7 @@ import datetime
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -221,11 +222,24 @@ def close_day(ledger: Path, day: datetime.date | None, commit: bool) -> None:
     except write.WriteError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"close-day {day}: {planned.summary()}")
+    echo_write(ledger, result.written, result.commit)
+
+
+def echo_write(
+    ledger: Path,
+    written: Sequence[Path],
+    commit: str | None,
+    removed: Sequence[Path] = (),
+    removed_as: str = "removed {}",
+) -> None:
+    """What a write did: files written and removed (relative to the ledger's folder), the commit."""
     root = ledger.resolve().parent
-    for path in result.written:
+    for path in written:
         click.echo(f"  wrote {path.resolve().relative_to(root)}")
-    if result.commit:
-        click.echo(f"  committed {result.commit[:12]}")
+    for path in removed:
+        click.echo("  " + removed_as.format(path.resolve().relative_to(root)))
+    if commit:
+        click.echo(f"  committed {commit[:12]}")
 
 
 def load_or_fail(  # type: ignore[no-untyped-def]
@@ -524,11 +538,7 @@ def import_command(
             click.echo(f"  rejected {line}")
         if result.rejects_file is not None:
             click.echo(f"  wrote rejects to {result.rejects_file}")
-        root = ledger.resolve().parent
-        for path in result.written:
-            click.echo(f"  wrote {path.resolve().relative_to(root)}")
-        if result.commit:
-            click.echo(f"  committed {result.commit[:12]}")
+        echo_write(ledger, result.written, result.commit)
 
 
 @main.command()
@@ -568,13 +578,7 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
     except (periods.PeriodError, write.WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"close-period through {through}: {planned.summary()}")
-    root = ledger.resolve().parent
-    for path in result.written:
-        click.echo(f"  wrote {path.resolve().relative_to(root)}")
-    for path in result.removed:
-        click.echo(f"  moved {path.relative_to(root)} to the archive")
-    if result.commit:
-        click.echo(f"  committed {result.commit[:12]}")
+    echo_write(ledger, result.written, result.commit, result.removed, "moved {} to the archive")
 
 
 @main.command()
