@@ -125,8 +125,12 @@ def value_text(value: Any) -> str:
     return escape(str(value))
 
 
+def _meta_items(meta: dict[str, Any], keys: Sequence[str]) -> list[str]:
+    return [f"{key}={value_text(meta[key])}" for key in keys if key in meta]
+
+
 def _meta_fields(meta: dict[str, Any], keys: Sequence[str]) -> str:
-    return "".join(f"\t{key}={value_text(meta[key])}" for key in keys if key in meta)
+    return "".join("\t" + item for item in _meta_items(meta, keys))
 
 
 def canonical(
@@ -151,69 +155,78 @@ def canonical(
     keys of :data:`ENGINE_KEYS` (transactions, postings) or :data:`OPEN_KEYS`
     (opens) present, in that order.
     """
-    is_generated = engine.is_generated
+    skip: Callable[[data.Directive], bool]
     if sealed is None:
+        skip = engine.is_generated
+    else:
 
-        def sealed(entry: data.Directive) -> bool:
-            return not is_generated(entry)
+        def skip(entry: data.Directive) -> bool:
+            return not sealed(entry)
 
     days: dict[datetime.date, list[str]] = {}
-    isos: dict[datetime.date, str] = {}
+    dates: dict[datetime.date, tuple[str, datetime.date]] = {}  # date -> (ISO text, day before)
     transaction, balance = data.Transaction, data.Balance
     engine_keys, tags_wanted = _ENGINE_KEY_SET, _TAG_SET
     for entry in entries:
         kind = type(entry)
         if kind is transaction:
-            if not sealed(entry):
+            if skip(entry):
                 continue
             day = entry.date
-            iso = isos.get(day)
-            if iso is None:
-                iso = isos[day] = day.isoformat()
+            known = dates.get(day)
+            if known is None:
+                known = dates[day] = (day.isoformat(), day - ONE_DAY)
             meta = entry.meta
             txn_id = meta.get("txn_id")
-            txn_id = "" if txn_id is None else escape(str(txn_id))
+            if txn_id.__class__ is not str:
+                txn_id = "" if txn_id is None else str(txn_id)
+            if "\\" in txn_id or "\t" in txn_id or "\n" in txn_id:
+                txn_id = escape(txn_id)
             tags = entry.tags
             tag_text = ",".join(sorted(tags_wanted & tags)) if tags else ""
-            line = f"txn\t{iso}\t{txn_id}\t{entry.flag}\t{tag_text}"
+            fields = ["txn", known[0], txn_id, entry.flag, tag_text]
             if not engine_keys.isdisjoint(meta):
-                line += _meta_fields(meta, ENGINE_KEYS)
+                fields += _meta_items(meta, ENGINE_KEYS)
             for posting in entry.postings:
                 units = posting.units
                 if units is None or units.number is None:
-                    line += f"\tposting\t{posting.account}\t\t"
+                    fields += ("posting", posting.account, "", "")
                 else:
                     text = str(units.number)
                     if "E" in text:
                         text = format(units.number, "f")
-                    line += f"\tposting\t{posting.account}\t{text}\t{units.currency}"
+                    fields += ("posting", posting.account, text, units.currency)
                 posting_meta = posting.meta
                 if posting_meta and not engine_keys.isdisjoint(posting_meta):
-                    line += _meta_fields(posting_meta, ENGINE_KEYS)
+                    fields += _meta_items(posting_meta, ENGINE_KEYS)
+            line = "\t".join(fields)
         elif kind is balance:
-            if not sealed(entry):
+            if skip(entry):
                 continue
             date = entry.date
-            iso = isos.get(date)
-            if iso is None:
-                iso = isos[date] = date.isoformat()
-            day = date - ONE_DAY
+            known = dates.get(date)
+            if known is None:
+                known = dates[date] = (date.isoformat(), date - ONE_DAY)
+            day = known[1]
             units = entry.amount
-            line = f"balance\t{iso}\t{entry.account}\t{number(units.number)}\t{units.currency}"
+            text = str(units.number)
+            if "E" in text:
+                text = format(units.number, "f")
+            line = f"balance\t{known[0]}\t{entry.account}\t{text}\t{units.currency}"
         elif kind is data.Open:
-            if not sealed(entry):
+            if skip(entry):
                 continue
             day = entry.date
             line = f"open\t{day.isoformat()}\t{entry.account}"
             if entry.meta and not _OPEN_KEY_SET.isdisjoint(entry.meta):
                 line += _meta_fields(entry.meta, OPEN_KEYS)
         elif kind is data.Close:
-            if not sealed(entry):
+            if skip(entry):
                 continue
             day = entry.date
             line = f"close\t{day.isoformat()}\t{entry.account}"
         elif kind is data.Custom and entry.type == AMEND:
-            if not sealed(entry):
+            if skip(entry):
                 continue
             day = entry.date
             values = "\t".join(value_text(custom_value(value)) for value in entry.values)
