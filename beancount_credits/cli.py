@@ -276,6 +276,53 @@ def history(ledger: Path, user: str, allow_errors: bool) -> None:
     render_text(table, sys.stdout)
 
 
+@main.command()
+@LEDGER
+@click.option("--reason", required=True, help="Why the sealed days changed (recorded).")
+@click.option("--approved-by", metavar="NAME", help="Who approved the change (recorded).")
+@click.option(
+    "--date", "day", type=DATE, help="The day the amendment is made (recorded); default: today."
+)
+@click.option("--commit", is_flag=True, help="Commit the amendment and the edits to git.")
+def amend(
+    ledger: Path, reason: str, approved_by: str | None, day: datetime.date | None, commit: bool
+) -> None:
+    """Record a change of sealed days in LEDGER and seal them again.
+
+    Edit the text first (a correction of a closed day); amend then rewrites the
+    daily log the change affects (end-of-day balances, expiries), renews the
+    seals from the first changed day on, and records a credits-amend naming
+    the day, the old and new seal, the reason, the approver and the entries
+    changed. Any other error of the changed ledger stops it.
+    """
+    from beancount_credits import amend as amendments
+
+    day = day or datetime.date.today()
+    try:
+        with write.ledger_lock(ledger):
+            loaded = load(ledger, for_write=True)  # its seal errors are what it amends
+            planned = amendments.plan(loaded, reason=reason, approved_by=approved_by, date=day)
+            if planned is None:
+                click.echo(f"amend: nothing to amend: the seals of {ledger} hold")
+                return
+            result = write.apply(
+                ledger,
+                write.ledger_files(ledger, loaded.options),
+                planned.changes,
+                message=f"amend {planned.day}: {reason}",
+                commit=commit,
+                prepared=loaded.prepared,
+            )
+    except (amendments.AmendError, LedgerError, write.WriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"amend {planned.day}: {planned.summary()}")
+    for line in planned.changed[:10]:
+        click.echo(f"  {line}")
+    if len(planned.changed) > 10:
+        click.echo(f"  ... and {len(planned.changed) - 10} more")
+    echo_write(ledger, result.written, result.commit)
+
+
 @main.command("verify")
 @LEDGER
 def verify_command(ledger: Path) -> None:

@@ -92,21 +92,26 @@ class FileBlame:
         return UNCOMMITTED
 
     def entry_span(self, lineno: int) -> tuple[int, int]:
-        """The lines of the entry whose header is ``lineno``: (first, last).
+        """The lines of the entry whose header is ``lineno`` (:func:`entry_span`)."""
+        return entry_span(self.lines, lineno)
 
-        Beancount ends a directive at the first blank line or the next line
-        that starts in column 0; everything indented in between (postings,
-        metadata, indented comments) belongs to it. Stopping before blank lines
-        matters: git often attributes the blank line between two entries to the
-        commit that added the *next* one.
-        """
-        last = lineno
-        for number in range(lineno + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if not text.strip() or text[0] not in " \t":
-                break
-            last = number
-        return lineno, last
+
+def entry_span(lines: Sequence[str], lineno: int) -> tuple[int, int]:
+    """The lines of the entry whose header is line ``lineno`` of ``lines``: (first, last), 1-based.
+
+    Beancount ends a directive at the first blank line or the next line
+    that starts in column 0; everything indented in between (postings,
+    metadata, indented comments) belongs to it. Stopping before blank lines
+    matters: git often attributes the blank line between two entries to the
+    commit that added the *next* one.
+    """
+    last = lineno
+    for number in range(lineno + 1, len(lines) + 1):
+        text = lines[number - 1]
+        if not text.strip() or text[0] not in " \t":
+            break
+        last = number
+    return lineno, last
 
 
 #: Blame of ledger files by absolute path; files outside git are absent.
