@@ -145,6 +145,14 @@ def _fail(what: str, result: subprocess.CompletedProcess[bytes]) -> ProvenanceEr
     return ProvenanceError(f"{what}: {message}")
 
 
+def git_output(repo: Path, *args: str) -> bytes:
+    """Run git in ``repo`` (a list of arguments, never a shell); its output or ProvenanceError."""
+    result = _git(repo, *args)
+    if result.returncode != 0:
+        raise _fail(f"git {args[0]} in {repo}", result)
+    return result.stdout
+
+
 def find_work_tree(path: str | os.PathLike[str]) -> Path | None:
     """The root of the git work tree holding ``path`` (a file or directory), or None.
 
