@@ -26,9 +26,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from beancount.core import data
+
 from beancount_credits import provenance
 from beancount_credits.accounts import UserIdError, user_id_of
 from beancount_credits.ledger import Ledger
+from beancount_credits.reports.table import Cell
 
 ONE_DAY = datetime.timedelta(days=1)
 # git log: a record per commit (0x1e), fields (0x1f), the patch after 0x1d.
@@ -453,3 +456,58 @@ def describe_amendment(amendment: Amendment) -> str:
         f"{amendment.day} .. {amendment.through} on {amendment.date} by {who} "
         f"({commit.short}){approved}: {amendment.reason}"
     )
+
+
+def audit_rows(ledger: Ledger, blame: provenance.BlameMap) -> list[list[Cell]]:
+    """The audit report's ledger-wide rows: every amendment and every broken seal.
+
+    Columns as :mod:`beancount_credits.reports.audit` has them (Date, Kind, User
+    ID, Transaction ID, Credit type, Amount, Details, Written by). An amendment
+    is dated on the first day it changed and written by the git author of its
+    record; a broken seal on its day, written by the authors of the changes of
+    that day no amendment records (from git, when the ledger is in it).
+    """
+    from beancount_credits import seal
+
+    rows: list[list[Cell]] = []
+    for entry in ledger.entries:
+        if not (isinstance(entry, data.Custom) and entry.type == AMEND_TYPE):
+            continue
+        values = [seal.custom_value(value) for value in entry.values]
+        day = values[0] if values and isinstance(values[0], datetime.date) else entry.date
+        meta = entry.meta
+        details = (
+            f"reason: {meta.get('reason') or '(none)'}; "
+            f"approved by: {meta.get('approved_by') or '(none)'}; "
+            f"sealed again through {meta.get('through')} on {entry.date}; "
+            f"changed: {meta.get('changed') or '(not listed)'}"
+        )
+        found = provenance.entry_provenance(entry, blame)
+        who = "" if found is None else (found.last.author or "uncommitted")
+        rows.append([day, "amendment", None, None, None, None, details, who])
+    state = seal.check(ledger.entries)
+    if state.problems:
+        history = changes(ledger) if blame else None
+        for problem in state.problems:
+            if not problem.content_changed:
+                continue
+            authors = sorted(
+                {
+                    change.commit.author or "uncommitted"
+                    for change in (history.unamended if history else [])
+                    if change.day == problem.day
+                }
+            )
+            rows.append(
+                [
+                    problem.day,
+                    "broken-seal",
+                    None,
+                    None,
+                    None,
+                    None,
+                    problem.message,
+                    ", ".join(authors),
+                ]
+            )
+    return rows
