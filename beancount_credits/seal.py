@@ -361,6 +361,11 @@ class Problem:
     rewritten: bool = False  # the entries are as sealed: the seal (or the one before) was edited
 
 
+def is_record(entry: data.Directive) -> bool:
+    """A seal or an amendment record (what a period close archives with its days)."""
+    return isinstance(entry, data.Custom) and entry.type in (SEAL, AMEND)
+
+
 def is_seal(entry: data.Directive) -> bool:
     return isinstance(entry, data.Custom) and entry.type == SEAL and not engine.is_generated(entry)
 
@@ -733,3 +738,31 @@ def new_seals(
     if last.day >= through:
         return []
     return seal_days(days, last.day + ONE_DAY, through, next_previous(last), from_beginning=False)
+
+
+def opening_seal(
+    kept: Sequence[data.Directive],
+    written: Sequence[data.Directive],
+    through: datetime.date,
+    closed: str,
+) -> data.Custom:
+    """The seal a period close writes in the opening file, dated the last closed day.
+
+    It covers what the active ledger holds up to ``through`` after the close:
+    the ``kept`` entries (loaded; their written ones) and the ``written`` ones
+    the close adds (carried grants, opening balances). Its ``closed:`` is the
+    closed period's last digest (the seal of ``through``), which the new
+    period's next seal chains from, as it did before the close: the archive's
+    seals and the new period's stay as they were.
+    """
+    days = canonical(kept)
+    for day, lines in canonical(written, lambda _entry: True).items():
+        days.setdefault(day, []).extend(lines)
+    lines = [line for day, day_lines in days.items() if day <= through for line in day_lines]
+    return seal_entry(through, closed, lines, closed=closed)
+
+
+def seal_of(entries: Iterable[data.Directive], day: datetime.date) -> Seal | None:
+    """The written seal of a day."""
+    seals, _problems = read_seals(entries)
+    return next((item for item in seals if item.day == day), None)
