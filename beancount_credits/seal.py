@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -167,6 +168,9 @@ def canonical(
     dates: dict[datetime.date, tuple[str, datetime.date]] = {}  # date -> (ISO text, day before)
     transaction, balance = data.Transaction, data.Balance
     engine_keys, tags_wanted = _ENGINE_KEY_SET, _TAG_SET
+    # Entries come in date order: the day's line list is at hand for most of them.
+    last_day: datetime.date | None = None
+    last_lines: list[str] = []
     for entry in entries:
         kind = type(entry)
         if kind is transaction:
@@ -184,22 +188,42 @@ def canonical(
                 txn_id = escape(txn_id)
             tags = entry.tags
             tag_text = ",".join(sorted(tags_wanted & tags)) if tags else ""
-            fields = ["txn", known[0], txn_id, entry.flag, tag_text]
+            head = f"txn\t{known[0]}\t{txn_id}\t{entry.flag}\t{tag_text}"
             if not engine_keys.isdisjoint(meta):
-                fields += _meta_items(meta, ENGINE_KEYS)
-            for posting in entry.postings:
-                units = posting.units
-                if units is None or units.number is None:
-                    fields += ("posting", posting.account, "", "")
-                else:
-                    text = str(units.number)
-                    if "E" in text:
-                        text = format(units.number, "f")
-                    fields += ("posting", posting.account, text, units.currency)
-                posting_meta = posting.meta
-                if posting_meta and not engine_keys.isdisjoint(posting_meta):
-                    fields += _meta_items(posting_meta, ENGINE_KEYS)
-            line = "\t".join(fields)
+                head += _meta_fields(meta, ENGINE_KEYS)
+            postings = entry.postings
+            line = ""
+            if len(postings) == 2:
+                # Most transactions: one f-string, the same text as the general case.
+                first, second = postings
+                one, two = first.units, second.units
+                meta_one, meta_two = first.meta, second.meta
+                if (
+                    one is not None
+                    and two is not None
+                    and one.number is not None
+                    and two.number is not None
+                    and not (meta_one and not engine_keys.isdisjoint(meta_one))
+                    and not (meta_two and not engine_keys.isdisjoint(meta_two))
+                ):
+                    line = (
+                        f"{head}\tposting\t{first.account}\t{one.number!s}\t{one.currency}"
+                        f"\tposting\t{second.account}\t{two.number!s}\t{two.currency}"
+                    )
+            if not line:
+                fields = [head]
+                for posting in postings:
+                    units = posting.units
+                    if units is None or units.number is None:
+                        fields += ("posting", posting.account, "", "")
+                    else:
+                        fields += ("posting", posting.account, str(units.number), units.currency)
+                    posting_meta = posting.meta
+                    if posting_meta and not engine_keys.isdisjoint(posting_meta):
+                        fields += _meta_items(posting_meta, ENGINE_KEYS)
+                line = "\t".join(fields)
+            if "E-" in line or "E+" in line:  # a number in exponent notation (or a look-alike)
+                line = _plain_numbers(line)
         elif kind is balance:
             if skip(entry):
                 continue
@@ -234,12 +258,21 @@ def canonical(
             line += _meta_fields(entry.meta, AMEND_KEYS)
         else:
             continue
-        lines = days.get(day)
-        if lines is None:
-            days[day] = [line]
-        else:
-            lines.append(line)
+        if day != last_day:
+            last_day = day
+            last_lines = days.get(day) or days.setdefault(day, [])
+        last_lines.append(line)
     return days
+
+
+def _plain_numbers(line: str) -> str:
+    """A transaction's line with its posting numbers in plain notation (``1E-7``: ``0.0000001``)."""
+    fields = line.split("\t")
+    for index in range(2, len(fields)):
+        if fields[index - 2] == "posting" and fields[index]:
+            with contextlib.suppress(ArithmeticError):
+                fields[index] = number(Decimal(fields[index]))
+    return "\t".join(fields)
 
 
 def custom_value(value: Any) -> Any:
@@ -254,7 +287,7 @@ def digest(day: datetime.date, previous: str, items: str, lines: Sequence[str]) 
     followed by each canonical line and a LF, the lines in code-point order.
     """
     head = f"{VERSION}\t{day.isoformat()}\t{previous}\n{items}\n"
-    body = "".join(line + "\n" for line in sorted(lines))
+    body = "\n".join(sorted(lines)) + "\n" if lines else ""
     return hashlib.sha256((head + body).encode("utf-8")).hexdigest()
 
 

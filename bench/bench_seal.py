@@ -135,14 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\nLedger: {out.relative_to(ROOT)} ({args.transactions} transactions, {args.users} users,"
     )
-    print(
-        f"seed {args.seed}; log {log_size:.1f} MiB with seals, {plain_size / 2**20:.1f} MiB without;"
-    )
+    without = plain_size / 2**20
+    print(f"seed {args.seed}; log {log_size:.1f} MiB with seals, {without:.1f} MiB without;")
     print(f"{seals} seals, {entries} entries after the load)")
     host = f"{platform.node()}, Python {platform.python_version()}"
     print(f"Date: {datetime.date.today()}; host: {host}; median of {args.runs} interleaved runs\n")
     print(
-        "| ledger | bean-check -C CPU (median) | wall (median) | peak RSS | CPU ratio to unsealed (per run) |"
+        "| ledger | bean-check -C CPU (median) | wall (median) | peak RSS "
+        "| CPU ratio to unsealed (per run) |"
     )
     print("|---|---:|---:|---:|---:|")
     for name in names:
