@@ -26,7 +26,7 @@ What a seal of day D covers (its *items*):
 - every written transaction dated D (recorded expiries included), as date,
   ``txn_id``, flag, the tags the engine reads (``#expired``, ``#carried``), the
   engine's metadata keys (:data:`ENGINE_KEYS`, on the transaction and on each
-  posting) and each posting's account and units, in the order written;
+  posting) and each posting's account and units;
 - every written ``balance`` dated D+1 (the end of day D);
 - every ``open`` dated D with the keys that identify or limit a wallet or set a
   source's policy (:data:`OPEN_KEYS`), and every ``close`` dated D;
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -154,7 +153,9 @@ def canonical(
 
     TAGS is the engine's tags present, sorted, joined by commas; KEY=VALUE the
     keys of :data:`ENGINE_KEYS` (transactions, postings) or :data:`OPEN_KEYS`
-    (opens) present, in that order.
+    (opens) present, in that order. A transaction's postings are sorted by their
+    text (Beancount's booking regroups the postings of several commodities, so
+    the order written is not the order loaded).
     """
     skip: Callable[[data.Directive], bool]
     if sealed is None:
@@ -194,7 +195,7 @@ def canonical(
             postings = entry.postings
             line = ""
             if len(postings) == 2:
-                # Most transactions: one f-string, the same text as the general case.
+                # Most transactions: two f-strings, the same text as the general case.
                 first, second = postings
                 one, two = first.units, second.units
                 meta_one, meta_two = first.meta, second.meta
@@ -206,24 +207,13 @@ def canonical(
                     and not (meta_one and not engine_keys.isdisjoint(meta_one))
                     and not (meta_two and not engine_keys.isdisjoint(meta_two))
                 ):
-                    line = (
-                        f"{head}\tposting\t{first.account}\t{one.number!s}\t{one.currency}"
-                        f"\tposting\t{second.account}\t{two.number!s}\t{two.currency}"
-                    )
+                    a = f"posting\t{first.account}\t{one.number!s}\t{one.currency}"
+                    b = f"posting\t{second.account}\t{two.number!s}\t{two.currency}"
+                    # An exponent (or a look-alike in an account name): the general case.
+                    if not ("E-" in a or "E+" in a or "E-" in b or "E+" in b):
+                        line = f"{head}\t{a}\t{b}" if a <= b else f"{head}\t{b}\t{a}"
             if not line:
-                fields = [head]
-                for posting in postings:
-                    units = posting.units
-                    if units is None or units.number is None:
-                        fields += ("posting", posting.account, "", "")
-                    else:
-                        fields += ("posting", posting.account, str(units.number), units.currency)
-                    posting_meta = posting.meta
-                    if posting_meta and not engine_keys.isdisjoint(posting_meta):
-                        fields += _meta_items(posting_meta, ENGINE_KEYS)
-                line = "\t".join(fields)
-            if "E-" in line or "E+" in line:  # a number in exponent notation (or a look-alike)
-                line = _plain_numbers(line)
+                line = "\t".join([head, *sorted(_posting_text(posting) for posting in postings)])
         elif kind is balance:
             if skip(entry):
                 continue
@@ -265,13 +255,15 @@ def canonical(
     return days
 
 
-def _plain_numbers(line: str) -> str:
-    """A transaction's line with its posting numbers in plain notation (``1E-7``: ``0.0000001``)."""
-    fields = line.split("\t")
-    for index in range(2, len(fields)):
-        if fields[index - 2] == "posting" and fields[index]:
-            with contextlib.suppress(ArithmeticError):
-                fields[index] = number(Decimal(fields[index]))
+def _posting_text(posting: data.Posting) -> str:
+    """A posting in the canonical form: ``posting ACCOUNT NUMBER CURRENCY [KEY=VALUE...]``."""
+    units = posting.units
+    if units is None or units.number is None:
+        fields = ["posting", posting.account, "", ""]
+    else:
+        fields = ["posting", posting.account, number(units.number), units.currency]
+    if posting.meta and not _ENGINE_KEY_SET.isdisjoint(posting.meta):
+        fields += _meta_items(posting.meta, ENGINE_KEYS)
     return "\t".join(fields)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from beancount.core import data
 
-from beancount_credits import provenance
+from beancount_credits import engine, provenance
 from beancount_credits.accounts import UserIdError, user_id_of
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell
@@ -331,6 +331,14 @@ def changes(ledger: Ledger) -> History | None:
     user_ids = {user.account: user.user_id for user in ledger.users.values()}
     versions = _Versions(repo)
     present = _present(ledger, users_root)
+    by_day: dict[datetime.date, set[str]] | None = None
+
+    def day_users(day: datetime.date) -> set[str]:
+        nonlocal by_day
+        if by_day is None:
+            by_day = _users_by_day(ledger, user_ids)
+        return by_day.get(day, set())
+
     sealed: datetime.date | None = None
     found: dict[tuple[str, str, str, str], Change] = {}
     amendments: list[Amendment] = []
@@ -344,6 +352,15 @@ def changes(ledger: Ledger) -> History | None:
         newly_sealed: list[datetime.date] = []
         touched: list[tuple[str, Entry, str, str]] = []  # path, entry, side, line
         for hunk in item.hunks:
+            if sealed is None:
+                # Nothing sealed yet: only the seals and amendments this commit adds matter.
+                for _number, text in hunk.added:
+                    match = _HEADER_RE.match(text)
+                    if match and match.group(2) == "custom":
+                        custom = _CUSTOM_RE.match(match.group(3) or "")
+                        if custom is not None and custom.group(1) == SEAL_TYPE:
+                            newly_sealed.append(datetime.date.fromisoformat(match.group(1)))
+                continue
             for side, lines_of, numbered in (
                 ("removed", item.parent, hunk.removed),
                 ("added", new_sha, hunk.added),
@@ -383,8 +400,11 @@ def changes(ledger: Ledger) -> History | None:
                 )
                 if made:
                     change.amendment, change.made_by_amendment = made[0], True
-            # Both sides' users: a posting moved between wallets concerns both.
+            # Both sides' users: a posting moved between wallets concerns both; a seal
+            # concerns the users whose entries it sealed.
             users = {user_ids.get(account) or _user(account) for account in entry.accounts}
+            if entry.kind == "seal":
+                users |= day_users(entry.day)
             change.users = tuple(sorted(users | set(change.users)))
             change.day = min(change.day, entry.day)
             getattr(change, side).append(text)
@@ -396,6 +416,25 @@ def changes(ledger: Ledger) -> History | None:
         if change.amendment is None:
             change.amendment = _covering(change, amendments, commits)
     return History(result, amendments)
+
+
+def _users_by_day(ledger: Ledger, user_ids: dict[str, str]) -> dict[datetime.date, set[str]]:
+    """The users with written transactions or recorded balances of each day (a seal's users)."""
+    by_day: dict[datetime.date, set[str]] = {}
+    for entry in ledger.entries:
+        if engine.is_generated(entry):
+            continue
+        if isinstance(entry, data.Transaction):
+            accounts = [posting.account for posting in entry.postings]
+            day = entry.date
+        elif isinstance(entry, data.Balance):
+            accounts, day = [entry.account], entry.date - ONE_DAY
+        else:
+            continue
+        for account in accounts:
+            if account in user_ids:
+                by_day.setdefault(day, set()).add(user_ids[account])
+    return by_day
 
 
 def _user(account: str) -> str:
@@ -431,7 +470,8 @@ def describe(change: Change) -> list[str]:
         "open": f"open {change.key}",
         "close": f"close {change.key}",
     }[change.kind]
-    lines = [f"{who} {change.day}: {what} changed ({change.path})"]
+    done = "changed" if change.removed and change.added else "added" if change.added else "removed"
+    lines = [f"{who} {change.day}: {what} {done} ({change.path})"]
     lines += [f"  - {text.strip()}" for text in change.removed]
     lines += [f"  + {text.strip()}" for text in change.added]
     commit = change.commit
