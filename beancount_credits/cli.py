@@ -305,13 +305,17 @@ def amend(
             if planned is None:
                 click.echo(f"amend: nothing to amend: the seals of {ledger} hold")
                 return
+            files = write.ledger_files(ledger, loaded.options)
+            # The hand corrections being amended go into the amendment's commit.
+            edited = write.uncommitted_files(ledger, files) if commit else []
             result = write.apply(
                 ledger,
-                write.ledger_files(ledger, loaded.options),
+                files,
                 planned.changes,
                 message=f"amend {planned.day}: {reason}",
                 commit=commit,
                 prepared=loaded.prepared,
+                also_commit=edited,
             )
     except (amendments.AmendError, LedgerError, write.WriteError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -368,6 +372,25 @@ def verify_command(ledger: Path) -> None:
         )
     elif state.seals:
         click.echo(f"verify: {len(state.seals)} seals hold, through {state.seals[-1].day}")
+    if periods.archives(ledger):
+        # The closed periods' seals, checked over the whole history (archive included).
+        try:
+            whole = load(periods.history_path(ledger))
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
+        archived = seal.check(whole.entries)
+        if archived.problems:
+            broken = True
+            first = archived.problems[0]
+            click.echo(
+                f"verify: the whole history's seals do not hold from {first.day}: "
+                f"{verify.where(first.entry.meta, root)}: {first.message}"
+            )
+        elif archived.seals:
+            click.echo(
+                f"verify: the whole history's {len(archived.seals)} seals hold (closed periods "
+                "in archive/ included)"
+            )
     if not records:
         click.echo(f"verify: all {recorded} recorded balances and the recorded expiries hold")
     else:

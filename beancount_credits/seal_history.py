@@ -20,6 +20,7 @@ pure text work on what it returns.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import re
@@ -350,6 +351,7 @@ def changes(ledger: Ledger) -> History | None:
         new_sha = None if item.commit is provenance.UNCOMMITTED else item.commit.sha
         made: list[Amendment] = []
         newly_sealed: list[datetime.date] = []
+        closing = False
         touched: list[tuple[str, Entry, str, str]] = []  # path, entry, side, line
         for hunk in item.hunks:
             if sealed is None:
@@ -378,12 +380,32 @@ def changes(ledger: Ledger) -> History | None:
                     if side == "added" and header == number:
                         if entry.kind == "seal":
                             newly_sealed.append(entry.day)
+                            span = provenance.entry_span(lines, header)
+                            if any(
+                                line.strip().startswith("closed:")
+                                for line in lines[span[0] - 1 : span[1]]
+                            ):
+                                closing = True  # an opening seal: the commit closes a period
                         elif entry.kind == "amendment":
                             amendment = _amendment_of(item.commit, lines, header)
                             if amendment is not None:
                                 made.append(amendment)
                     touched.append((hunk.path, entry, side, text))
+        # Text a commit moves (a period close to the archive, an entry to another file)
+        # is removed and added alike: not a change.
+        sides: dict[str, collections.Counter[tuple[str, str, str]]] = {
+            "removed": collections.Counter(),
+            "added": collections.Counter(),
+        }
+        for _path, entry, side, text in touched:
+            sides[side][(entry.kind, entry.key, text.strip())] += 1
+        moved = sides["removed"] & sides["added"]
         for path, entry, side, text in touched:
+            key_text = (entry.kind, entry.key, text.strip())
+            if moved[key_text] > 0 and side == "added":
+                continue
+            if closing:
+                continue  # what a period close writes (the carry-forward, the opening seal)
             if sealed is None or entry.day > sealed:
                 continue  # not sealed before this commit: writing it is not changing history
             if entry.kind == "amendment" and side == "added":

@@ -521,6 +521,17 @@ def commit_preflight(main: Path) -> Path:
     return repo
 
 
+def uncommitted_files(main: Path, files: Sequence[Path]) -> list[Path]:
+    """The ledger files that differ from git's HEAD (changed or not tracked yet)."""
+    repo = git_root(main.resolve())
+    if repo is None:
+        return []
+    names = [str(Path(path).resolve()) for path in files]
+    changed = git(repo, "diff", "--name-only", "-z", "HEAD", "--", *names).split("\0")
+    new = git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *names).split("\0")
+    return sorted({(repo / name).resolve() for name in [*changed, *new] if name})
+
+
 @dataclasses.dataclass
 class WriteResult:
     written: list[Path]
@@ -553,12 +564,15 @@ def apply(
     message: str,
     commit: bool = False,
     prepared: incremental.Prepared | None = None,
+    also_commit: Sequence[Path] = (),
 ) -> WriteResult:
     """Check the changed ledger with the full loader, then write it, then commit.
 
     ``files`` are the ledger's current files (from the load that computed the
-    changes); ``prepared`` is that load's reusable part, if it kept one. Call
-    inside :func:`ledger_lock`. On any error nothing is written.
+    changes); ``prepared`` is that load's reusable part, if it kept one;
+    ``also_commit`` are files changed by hand that the commit takes with the
+    write (an amendment's corrections). Call inside :func:`ledger_lock`. On any
+    error nothing is written.
     """
     if not changes:
         return WriteResult([])
@@ -583,8 +597,9 @@ def apply(
     removed = [change.path for change in ordered if change.text is None]
     sha = None
     if repo is not None:
-        if written:
-            git(repo, "add", "--", *[str(path.resolve()) for path in written])
+        if written or also_commit:
+            paths = {str(path.resolve()) for path in [*written, *also_commit]}
+            git(repo, "add", "--", *sorted(paths))
         if removed:
             paths = [str(path.resolve()) for path in removed]
             git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
