@@ -56,10 +56,11 @@ def error_of(state: seals.ChainState) -> CreditsError:
     first = state.problems[0]
     later = [problem for problem in state.problems[1:] if problem.content_changed]
     message = first.message
-    if later:
+    if len(later) == 1:
+        message += f"; 1 later sealed day changed too ({later[0].day})"
+    elif later:
         message += (
-            f"; {len(later)} later sealed day(s) changed too, the first {later[0].day}, "
-            f"the last {later[-1].day}"
+            f"; {len(later)} later sealed days changed too ({later[0].day} .. {later[-1].day})"
         )
     message += " (bean-credits verify names the commits; bean-credits amend records a change)"
     return CreditsError(first.entry.meta, message, first.entry)
