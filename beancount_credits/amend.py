@@ -161,6 +161,7 @@ def plan(
     edits: dict[str, list[Edit]] = defaultdict(list)
     added: list[data.Directive] = []
     counts = {"balances": 0, "expiries": 0, "seals": 0}
+    balance_changes: list[tuple[str, datetime.date, str]] = []  # user, date, what
     changed_records: list[str] = []
     touched: list[datetime.date] = [problem.day for problem in state.problems]
     users = {user.account: user.user_id for user in ledger.users.values()}
@@ -186,11 +187,11 @@ def plan(
             continue
         replace(old, new, "balances")
         now = "removed" if new is None else f"{old.amount.number} -> {new.amount.number}"
-        changed_records.append(f"{users.get(key[0], key[0])} {key[2]}: recorded balance {now}")
+        balance_changes.append((users.get(key[0], key[0]), key[2], now))
     for key, new in sorted(new_balance_keys.items(), key=lambda item: item[0][2]):
         counts["balances"] += 1
         added.append(daily.record(new))
-        changed_records.append(f"{users.get(key[0], key[0])} {key[2]}: recorded balance added")
+        balance_changes.append((users.get(key[0], key[0]), key[2], "added"))
     new_expiry_keys = {str(entry.meta["txn_id"]): entry for entry in new_expiries}
     for key, old in sorted(old_expiries.items()):
         new = new_expiry_keys.pop(key, None)
@@ -231,7 +232,7 @@ def plan(
             "recorded on a day close-day has not sealed yet"
         )
     changed = [message for problem in problems for message in problem_messages(problem)]
-    changed += changed_records
+    changed += balance_lines(balance_changes) + changed_records
     listed = changed[:MAX_LISTED]
     if len(changed) > MAX_LISTED:
         listed.append(f"and {len(changed) - MAX_LISTED} more")
@@ -257,6 +258,23 @@ def plan(
         record,
         changes,
     )
+
+
+def balance_lines(changes: list[tuple[str, datetime.date, str]]) -> list[str]:
+    """Recorded balances rewritten, one line each, or one line a user when there are many."""
+    by_user: dict[str, list[tuple[datetime.date, str]]] = defaultdict(list)
+    for user, date, what in changes:
+        by_user[user].append((date, what))
+    lines = []
+    for user, items in sorted(by_user.items()):
+        if len(items) <= 3:
+            lines += [f"{user} {date}: recorded balance {what}" for date, what in sorted(items)]
+        else:
+            dates = sorted(date for date, _what in items)
+            lines.append(
+                f"{user}: {len(items)} recorded balances rewritten ({dates[0]} .. {dates[-1]})"
+            )
+    return lines
 
 
 def day_of(entry: data.Directive) -> datetime.date:

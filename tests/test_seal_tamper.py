@@ -67,12 +67,9 @@ def remove_block(path: Path, header: str) -> None:
 
 
 def amount(root: Path) -> None:
-    replace(
-        root / "transactions/2026.beancount",
-        "Org--acme            -50 CREDIT",
-        "Org--acme            -49 CREDIT",
-        after='txn_id: "r-000869"',
-    )
+    path, after = root / "transactions/2026.beancount", 'txn_id: "r-000869"'
+    replace(path, "Org--acme            -50 CREDIT", "Org--acme            -49 CREDIT", after)
+    replace(path, "Sessions                  50", "Sessions                  49", after)
 
 
 def delete_balance(root: Path) -> None:
@@ -237,7 +234,7 @@ def test_tampering_fails_the_check_and_verify_names_user_day_and_commit(
     git(root, "commit", "-qam", f"Tidy up ({kind})", author=MALLORY)
     sha = git(root, "rev-parse", "--short=10", "HEAD").strip()
 
-    loaded = load(sealed_demo, cache=False)  # what bean-check runs
+    loaded = load(sealed_demo)  # what bean-check runs (its pickle cache then serves verify)
     seal_errors = [error for error in loaded.errors if "sealed history changed" in error.message]
     assert len(seal_errors) == 1, [error.message for error in loaded.errors]
     message = seal_errors[0].message
