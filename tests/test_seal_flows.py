@@ -313,3 +313,18 @@ def test_a_close_day_interrupted_mid_write_is_recovered_clean(sealed: Path, read
     assert seals(sealed)[-1].day == (
         datetime.date(2024, 4, 2) if ready else datetime.date(2024, 3, 10)
     )
+
+
+def test_fava_and_beangulp_refuse_events_of_sealed_days(sealed: Path, tmp_path: Path) -> None:
+    from beancount_credits.importers import ImportFailed, JsonlImporter
+
+    events = tmp_path / "late.jsonl"
+    events.write_text(
+        '{"type": "redeem", "id": "late-1", "timestamp": "2024-03-05T10:00:00Z", '
+        '"user": "bob", "amount": "2", "session": "s-late"}\n'
+    )
+    existing = load(sealed, cache=False).entries
+    with pytest.raises(ImportFailed) as raised:
+        JsonlImporter().extract(str(events), existing)
+    assert "late-1 (2024-03-05, late): changes a sealed day" in str(raised.value)
+    assert "bean-credits import, which records the amendment" in str(raised.value)
