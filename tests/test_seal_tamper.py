@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -262,3 +263,36 @@ def test_the_sealed_demo_verifies(sealed_demo: Path) -> None:
     result = CliRunner().invoke(main, ["verify", str(sealed_demo)])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == "verify: 446 seals hold, through 2026-11-20"
+
+
+def test_make_demo_ledger_writes_the_committed_sealed_demo(tmp_path: Path) -> None:
+    """The generator and close-day, as `make demo-ledger` runs them, give the committed files."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_generate", DEMO.parent / "generate.py")
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generator  # its dataclasses look their module up
+    spec.loader.exec_module(generator)
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO.parent, root, ignore=shutil.ignore_patterns(".*", "outbox", "log"))
+    files, _txns, _sims = generator.generate()
+    for name, text in files.items():
+        (root / name).write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["close-day", str(root / "main.beancount"), "--date", "2026-11-20"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "and 446 seals (2025-09-01 .. 2026-11-20)" in result.output
+    committed = {
+        path.relative_to(DEMO.parent): path.read_text()
+        for path in DEMO.parent.rglob("*.beancount")
+        if not path.name.startswith(".")
+    }
+    made = {
+        path.relative_to(root): path.read_text()
+        for path in root.rglob("*.beancount")
+        if not path.name.startswith(".")
+    }
+    assert sorted(made) == sorted(committed)
+    assert [name for name in committed if made[name] != committed[name]] == []
