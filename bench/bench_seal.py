@@ -15,14 +15,18 @@ processes, interleaved, on three ledgers over the same body and log:
 
 It prints the median CPU time (user + system of the child, ``os.wait4``) and
 wall time of each, the ratios sealed / unsealed and sealed / seals-text per
-run, and the seal check alone in-process (:func:`beancount_credits.seal.check`
-over the loaded entries, median of 5). Every run must exit 0.
+run, the seal check alone in-process (:func:`beancount_credits.seal.check`
+over the loaded entries, median of 5), and the seal plugin timed from inside
+real bean-check runs (``bench/seal_in_check.py``: the plugin's CPU and the whole
+run's from the same process, which a busy machine moves together). Every run
+must exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
 import re
 import shutil
@@ -128,6 +132,17 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     check_cpu, seals, entries = in_process(out / "sealed.beancount", 5)
+    inside = [
+        json.loads(
+            timed(
+                [sys.executable, str(ROOT / "bench" / "seal_in_check.py"), "sealed.beancount"],
+                cwd=out,
+            )
+            .output.strip()
+            .splitlines()[-1]
+        )
+        for _run in range(args.runs)
+    ]
 
     median = {name: statistics.median(cpu[name]) for name in names}
     log_size = sum(path.stat().st_size for path in (out / "log").glob("*/*.beancount")) / 2**20
@@ -160,6 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"seal.check in-process over the loaded entries: {check_cpu:.3f} s CPU "
         f"({check_cpu / median['sealed']:.1%} of the sealed bean-check's median CPU)"
+    )
+    shares = [run["plugin"] / (run["total"] - run["plugin"]) for run in inside]
+    print(
+        f"The seal plugin timed inside bean-check (bench/seal_in_check.py, {args.runs} runs): "
+        f"median {statistics.median(run['plugin'] for run in inside):.3f} s CPU of "
+        f"{statistics.median(run['total'] for run in inside):.2f} s, i.e. "
+        f"{statistics.median(shares):.1%} over bean-check without it "
+        f"(per run: {', '.join(f'{share:.1%}' for share in shares)}; "
+        f"in the garbage collector: {max(run['gc'] for run in inside):.3f} s at most)"
     )
     ratio = median["sealed"] / median["unsealed"]
     paired = statistics.median(b / a for a, b in zip(cpu["unsealed"], cpu["sealed"], strict=True))
