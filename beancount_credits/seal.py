@@ -166,21 +166,26 @@ def canonical(
             return not sealed(entry)
 
     days: dict[datetime.date, list[str]] = {}
-    dates: dict[datetime.date, tuple[str, datetime.date]] = {}  # date -> (ISO text, day before)
+    # date -> (ISO text, the lines of its day, the lines of the day before): a balance
+    # dated D+1 is the end of day D.
+    dates: dict[datetime.date, tuple[str, list[str], list[str]]] = {}
+
+    def known_date(date: datetime.date) -> tuple[str, list[str], list[str]]:
+        known = dates[date] = (
+            date.isoformat(),
+            days.setdefault(date, []),
+            days.setdefault(date - ONE_DAY, []),
+        )
+        return known
+
     transaction, balance = data.Transaction, data.Balance
     engine_keys, tags_wanted = _ENGINE_KEY_SET, _TAG_SET
-    # Entries come in date order: the day's line list is at hand for most of them.
-    last_day: datetime.date | None = None
-    last_lines: list[str] = []
     for entry in entries:
         kind = type(entry)
         if kind is transaction:
             if skip(entry):
                 continue
-            day = entry.date
-            known = dates.get(day)
-            if known is None:
-                known = dates[day] = (day.isoformat(), day - ONE_DAY)
+            known = dates.get(entry.date) or known_date(entry.date)
             meta = entry.meta
             txn_id = meta.get("txn_id")
             if txn_id.__class__ is not str:
@@ -214,19 +219,18 @@ def canonical(
                         line = f"{head}\t{a}\t{b}" if a <= b else f"{head}\t{b}\t{a}"
             if not line:
                 line = "\t".join([head, *sorted(_posting_text(posting) for posting in postings)])
+            known[1].append(line)
+            continue
         elif kind is balance:
             if skip(entry):
                 continue
-            date = entry.date
-            known = dates.get(date)
-            if known is None:
-                known = dates[date] = (date.isoformat(), date - ONE_DAY)
-            day = known[1]
+            known = dates.get(entry.date) or known_date(entry.date)
             units = entry.amount
             text = str(units.number)
             if "E" in text:
                 text = format(units.number, "f")
-            line = f"balance\t{known[0]}\t{entry.account}\t{text}\t{units.currency}"
+            known[2].append(f"balance\t{known[0]}\t{entry.account}\t{text}\t{units.currency}")
+            continue
         elif kind is data.Open:
             if skip(entry):
                 continue
@@ -248,11 +252,8 @@ def canonical(
             line += _meta_fields(entry.meta, AMEND_KEYS)
         else:
             continue
-        if day != last_day:
-            last_day = day
-            last_lines = days.get(day) or days.setdefault(day, [])
-        last_lines.append(line)
-    return days
+        days.setdefault(day, []).append(line)
+    return {day: lines for day, lines in days.items() if lines}
 
 
 def _posting_text(posting: data.Posting) -> str:
@@ -400,8 +401,9 @@ def read_seals(entries: Iterable[data.Directive]) -> tuple[list[Seal], list[Prob
     seals: list[Seal] = []
     problems: list[Problem] = []
     by_day: dict[datetime.date, Seal] = {}
+    custom = data.Custom
     for entry in entries:
-        if not is_seal(entry):
+        if type(entry) is not custom or not is_seal(entry):
             continue
         assert isinstance(entry, data.Custom)
         values = [custom_value(value) for value in entry.values]
