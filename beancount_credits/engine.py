@@ -46,6 +46,16 @@ from beancount_credits.config import CreditsConfig
 ZERO = Decimal(0)
 DEFAULT_PRIORITY = 50
 GENERATED_FILENAME = "<beancount_credits.plugins.expire>"
+# The mark a plugin of this package sets on an entry it makes: a metadata key
+# that ledger text cannot hold (Beancount's keys start with a lowercase letter)
+# and that Beancount's printer and Fava leave out, valued with the plugin's
+# name. Generated entries are told apart from written ones by this mark, never
+# by their file name: ``load_string`` names every written entry ``<string>``.
+GENERATED_KEY = "__beancount_credits_generated__"
+EXPIRE_PLUGIN_NAME = "beancount_credits.plugins.expire"
+# Flags Beancount's own generated transactions carry (pad, summarize, transfer,
+# conversions, unrealized): made by Beancount, not written.
+BEANCOUNT_GENERATED_FLAGS = frozenset("PSTCU")
 EXPIRED_TAG = "expired"
 CARRIED_TAG = "carried"  # grants and overdrafts carried forward by a period close
 NEVER = datetime.date.max
@@ -949,7 +959,9 @@ class _Pass:
             if forfeited
             else f"Expired credits of grant {grant.id}"
         )
-        target.append(self.expiry_entry(key, grant, date, amount, lineno, narration))
+        target.append(
+            expiry_transaction(key, grant, date, amount, lineno, narration, self.config.breakage)
+        )
 
     def check_record(
         self, recorded: data.Transaction, grant: Grant, date: datetime.date, amount: Decimal
@@ -975,35 +987,6 @@ class _Pass:
                 recorded,
             )
 
-    def expiry_entry(
-        self,
-        key: str,
-        grant: Grant,
-        date: datetime.date,
-        amount: Decimal,
-        lineno: int,
-        narration: str,
-    ) -> data.Transaction:
-        meta = data.new_metadata(GENERATED_FILENAME, lineno)
-        meta["txn_id"] = key
-        meta["grant"] = grant.id
-        meta["generated"] = True
-        units = amount_lib.Amount(amount, grant.currency)
-        postings = [
-            data.Posting(grant.account, -units, None, None, None, None),
-            data.Posting(self.config.breakage, units, None, None, None, None),
-        ]
-        return data.Transaction(
-            meta,
-            date,
-            "*",
-            None,
-            narration,
-            frozenset({EXPIRED_TAG}),
-            data.EMPTY_SET,
-            postings,
-        )
-
     def check_unused_records(self) -> None:
         for key, recorded in self.recorded.items():
             if key not in self.used_records:
@@ -1024,9 +1007,70 @@ class _Pass:
                 )
 
 
+def expiry_transaction(
+    key: str,
+    grant: Grant,
+    date: datetime.date,
+    amount: Decimal,
+    lineno: int,
+    narration: str,
+    breakage: str,
+) -> data.Transaction:
+    """The ``#expired`` transaction moving ``amount`` of a grant to breakage (generated)."""
+    meta = generated_meta(EXPIRE_PLUGIN_NAME, lineno, GENERATED_FILENAME)
+    meta["txn_id"] = key
+    meta["grant"] = grant.id
+    meta["generated"] = True  # shown in Fava; the mark above is what the tools read
+    units = amount_lib.Amount(amount, grant.currency)
+    postings = [
+        data.Posting(grant.account, -units, None, None, None, None),
+        data.Posting(breakage, units, None, None, None, None),
+    ]
+    return data.Transaction(
+        meta,
+        date,
+        "*",
+        None,
+        narration,
+        frozenset({EXPIRED_TAG}),
+        data.EMPTY_SET,
+        postings,
+    )
+
+
+def generated_meta(plugin: str, lineno: int = 0, filename: str | None = None) -> data.Meta:
+    """Metadata for an entry ``plugin`` makes, carrying the generated mark."""
+    meta = data.new_metadata(filename or f"<{plugin}>", lineno)
+    meta[GENERATED_KEY] = plugin
+    return meta
+
+
+def generated_by(entry: data.Directive) -> str | None:
+    """The plugin of this package that made the entry (None: written, or Beancount's)."""
+    meta = entry.meta
+    return None if not meta else meta.get(GENERATED_KEY)
+
+
 def is_generated(entry: data.Directive) -> bool:
-    """True for entries a plugin made (their file name is ``<...>``)."""
-    return str(entry.meta.get("filename", "")).startswith("<")
+    """True for entries a plugin made rather than the ledger text.
+
+    This package's plugins mark theirs (:data:`GENERATED_KEY`); Beancount's own
+    generated transactions (pad, summarize) carry a flag of their own. The
+    file name plays no part: ``load_string`` calls written entries ``<string>``.
+    """
+    meta = entry.meta
+    if meta and GENERATED_KEY in meta:
+        return True
+    return isinstance(entry, data.Transaction) and entry.flag in BEANCOUNT_GENERATED_FLAGS
+
+
+def written_entries(entries: Iterable[data.Directive]) -> list[data.Directive]:
+    """The entries without the expire plugin's generated expiries (the engine's input)."""
+    return [
+        entry
+        for entry in entries
+        if not (entry.meta and entry.meta.get(GENERATED_KEY) == EXPIRE_PLUGIN_NAME)
+    ]
 
 
 class Scan(NamedTuple):
@@ -1140,3 +1184,69 @@ def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Gr
             (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
             key=consumption_order,
         )
+
+
+def book_through(
+    result: EngineResult, day: datetime.date, breakage: str
+) -> tuple[EngineResult, list[data.Transaction]]:
+    """Go on from a finished pass: book the expiries due on or before ``day``.
+
+    ``result`` is a pass over every written entry with nothing after its
+    horizon that the engine acts on (no transaction, no wallet ``close``): then
+    what is left to happen by ``day`` is the expiries of the open grants, and
+    this equals a pass through ``day`` (the ``flush`` at its end). Returns a new
+    result, sharing what did not change, and the expiry transactions booked.
+    The input is not modified, so a result can be shared by concurrent readers.
+    """
+    due = sorted(
+        (
+            grant
+            for grant in result.grants.values()
+            if grant.remaining > 0 and grant.expires is not None and grant.expires <= day
+        ),
+        key=lambda grant: grant.expires or NEVER,  # stable: creation order within a day
+    )
+    if not due:
+        return result, []
+    grants = dict(result.grants)
+    wallets = dict(result.wallets)
+    expiries = list(result.expiries)
+    booked: list[data.Transaction] = []
+    gone: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for grant in due:
+        amount = grant.remaining
+        date = max(grant.expires or NEVER, grant.date)
+        copy = dataclasses.replace(grant, remaining=ZERO, expired=grant.expired + amount)
+        grants[grant.id] = copy
+        key = (grant.account, grant.currency)
+        wallet = wallets[key]
+        if wallet is result.wallets.get(key):
+            wallet = wallets[key] = dataclasses.replace(wallet, repayments=list(wallet.repayments))
+        wallet.available -= amount
+        gone[key].add(grant.id)
+        txn_id = expiry_txn_id(grant.id)
+        expiries.append(Expiry(txn_id, copy, date, amount))
+        booked.append(
+            expiry_transaction(
+                txn_id,
+                copy,
+                date,
+                amount,
+                FIRST_LINE,
+                f"Expired credits of grant {grant.id}",
+                breakage,
+            )
+        )
+    for key, ids in gone.items():
+        heap = [item for item in wallets[key].heap if item[2].id not in ids]
+        heapq.heapify(heap)
+        wallets[key].heap = heap
+    return (
+        dataclasses.replace(result, grants=grants, wallets=wallets, expiries=expiries),
+        booked,
+    )
+
+
+def horizon(entries: Iterable[data.Directive]) -> datetime.date | None:
+    """The last day the text records: its last written transaction or balance assertion."""
+    return scan(entries).horizon
