@@ -27,12 +27,14 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits import loadstamp
 from beancount_credits.config import ConfigError, CreditsConfig, parse_config
-from beancount_credits.engine import CreditsError
+from beancount_credits.engine import CreditsError, generated_meta
 
 __plugins__ = ("daily_balances",)
 
-GENERATED_FILENAME = "<beancount_credits.plugins.daily_balances>"
+PLUGIN = "beancount_credits.plugins.daily_balances"
+GENERATED_FILENAME = f"<{PLUGIN}>"
 ONE_DAY = datetime.timedelta(days=1)
 
 BalanceKey = tuple[str, str, datetime.date]  # wallet, commodity, assertion date
@@ -90,6 +92,7 @@ def daily_balances(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Add the end-of-day balance assertions that the text does not record yet."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_config(config_str)
     except ConfigError as exc:
@@ -119,7 +122,8 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
         close_date = closed.get(account)
         if close_date is not None and date > close_date:
             continue  # a closed wallet takes no assertions after its close
-        meta = {"filename": GENERATED_FILENAME, "lineno": 0, "generated": True}
+        meta = generated_meta(PLUGIN, 0, GENERATED_FILENAME)
+        meta["generated"] = True  # shown in Fava; the mark is what the tools read
         new_entries.append(
             data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import settings
+from beancount_credits import loadstamp, settings
 from beancount_credits.config import ConfigError, parse_config
 from beancount_credits.engine import CreditsError
 from beancount_credits.ledger import index_users
@@ -36,6 +36,7 @@ def check_settings(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Parse the settings directives; the entries are returned unchanged."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_config(config_str)
     except ConfigError as exc:
