@@ -15,7 +15,7 @@ from beancount.core import data
 
 from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
 from beancount_credits import period as periods
-from beancount_credits.ledger import LedgerError, format_errors, load
+from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports import run as run_report
 from beancount_credits.reports.render import render_text
@@ -153,6 +153,7 @@ def report(
     ledger = periods.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
+        say_as_of(loaded, date_to)
         table = run_report(name, loaded, filters)
         write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options))
     except (ReportError, LedgerError, exports.ExportError) as exc:
@@ -240,6 +241,13 @@ def echo_write(
         click.echo("  " + removed_as.format(path.resolve().relative_to(root)))
     if commit:
         click.echo(f"  committed {commit[:12]}")
+
+
+def say_as_of(ledger: Ledger, day: datetime.date) -> None:
+    """On stderr, one line when ``day`` is past what the ledger's text records."""
+    notice = ledger.as_of(day).notice()
+    if notice is not None:
+        click.echo(notice, err=True)
 
 
 def load_or_fail(  # type: ignore[no-untyped-def]
@@ -362,10 +370,12 @@ def notify(
         opened, off = notifier.open_channels(os.environ, inapp)
         if explain_user is not None:
             loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            say_as_of(loaded, day)
             click.echo("\n".join(notifier.explain(loaded, explain_user, day, off)))
             return
         with write.ledger_lock(ledger):
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            say_as_of(loaded, day)
             _conf, plan = notifier.prepare(loaded, day)
             sendable = [item for item in plan.todo if item.channel not in off]
             click.echo(
@@ -445,6 +455,7 @@ def topup_command(
     try:
         with write.ledger_lock(ledger):
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            say_as_of(loaded, now.date())
             conf = settings.of(loaded)
             if conf.errors:
                 raise notifier.NotifyError(notifier._settings_errors(conf))

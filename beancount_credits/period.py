@@ -94,9 +94,9 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
     Every wallet and credit type with any posting in the period gets a line;
     one that holds nothing gets a zero line, so it still has an opening balance.
     """
-    config = dataclasses.replace(ledger.config, annotate=False)
-    entries = [entry for entry in ledger.entries if entry.date <= through]
-    result = engine.run(entries, config, through=through)
+    view = ledger.as_of(through)
+    entries = [entry for entry in view.entries if entry.date <= through]
+    result = view.result
     if result.errors:
         raise PeriodError(
             f"the grant engine reports {len(result.errors)} error(s) up to {through}: "
@@ -162,7 +162,7 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
             totals[posting.units.currency] += posting.units.number
         counter = [
             data.Posting(
-                config.opening, amount_lib.Amount(-total, currency), None, None, None, None
+                ledger.config.opening, amount_lib.Amount(-total, currency), None, None, None, None
             )
             for currency, total in sorted(totals.items())
         ]
