@@ -110,7 +110,7 @@ def test_text_export_is_what_the_cli_prints() -> None:
         main, ["report", "statement", str(HISTORY), "--user", "alice", "--to", str(END)]
     )
     assert printed.exit_code == 0, printed.output
-    assert export_bytes(history_statement(), "text").decode() == printed.output
+    assert export_bytes(history_statement(), "text").decode() == printed.stdout
 
 
 @pytest.mark.parametrize("fmt", exports.FORMATS)
@@ -323,7 +323,7 @@ def test_cli_writes_each_format_to_a_file(tmp_path: Path) -> None:
         explicit = tmp_path / f"explicit.{fmt}"
         result = cli(*base, "--format", fmt, "-o", str(explicit))
         assert result.exit_code == 0, result.output
-        assert result.output == ""
+        assert result.stdout == ""
         assert explicit.read_bytes() == export_bytes(history_statement(), fmt, HISTORY.name)
     # The suffix of -o chooses the format when --format is not given.
     inferred = tmp_path / "alice.xlsx"
