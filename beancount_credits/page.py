@@ -33,7 +33,7 @@ from beancount.core import data
 from beancount_credits import alerts, asof, engine, loadstamp, settings
 from beancount_credits.config import CreditsConfig
 from beancount_credits.ledger import Ledger, User, find_config, index_users
-from beancount_credits.reports import statement
+from beancount_credits.reports import common, statement
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
 ZERO = Decimal(0)
@@ -114,11 +114,6 @@ def ledger_from_entries(
         users=index_users(entries, config),
         timeline=asof.Timeline(entries, config, base=base, record=False),
     )
-
-
-def grants_as_of(ledger: Ledger, as_of: datetime.date) -> engine.EngineResult:
-    """The grant engine's state at the end of ``as_of`` (the ledger as of that day)."""
-    return ledger.as_of(as_of).result
 
 
 def plugin_result(
@@ -394,7 +389,7 @@ def users_table(
         activity = period_activity(ledger, activity_entries, period)
     balances, last = balances_and_last_activity(ledger, period.as_of)
     soon: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for grant in expiring(grants_as_of(ledger, period.as_of), period.as_of):
+    for grant in expiring(common.grants_as_of(ledger, period.as_of), period.as_of):
         soon[grant.account, grant.currency] += grant.remaining
     by_account: dict[str, set[str]] = defaultdict(set)
     for account, currency in [*balances, *activity]:
@@ -522,7 +517,7 @@ def daily_balance_table(ledger: Ledger, user_id: str, period: Period) -> Table:
 def open_grants_table(ledger: Ledger, user_id: str, period: Period) -> Table:
     """The user's grants with credits left at ``as_of``, in the order they are spent."""
     user = ledger.user(user_id)
-    result = grants_as_of(ledger, period.as_of)
+    result = common.grants_as_of(ledger, period.as_of)
     rows: list[list[Cell]] = [
         [
             grant.id,
@@ -685,7 +680,7 @@ def expiring_table(ledger: Ledger, period: Period, days: int = EXPIRING_DAYS) ->
     """Credits expiring within ``days`` after ``as_of``, soonest first."""
     users = {user.account: user for user in ledger.users.values()}
     rows: list[list[Cell]] = []
-    for grant in expiring(grants_as_of(ledger, period.as_of), period.as_of, days):
+    for grant in expiring(common.grants_as_of(ledger, period.as_of), period.as_of, days):
         user = users.get(grant.account)
         rows.append(
             [

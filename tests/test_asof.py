@@ -218,3 +218,35 @@ def test_the_notice_names_the_horizon_and_what_close_day_would_record() -> None:
     user = ledger.user("u-1047")
     assert view.balances()[user.account, "CREDIT"] == Decimal(0)
     assert ledger.as_of(datetime.date(2026, 11, 29)).balances()[user.account, "CREDIT"] == 59
+
+
+def test_each_load_keeps_its_own_engine_result(tmp_path: Path) -> None:
+    """Two ledgers loaded in one process (as Fava serves several): no shared state."""
+    from beancount_credits import loadstamp
+    from beancount_credits.plugins import expire
+
+    assert not [name for name in vars(expire) if name.endswith("result")]
+    other = ROOT / "tests" / "cases" / "expire" / "purchase_expires_after_partial_use.beancount"
+    first_entries, first_options = fava_like(DEMO)
+    _entries, second_options = fava_like(other)
+    first = loadstamp.engine_result(first_options)
+    second = loadstamp.engine_result(second_options)
+    assert first is not None and second is not None and first is not second
+    config = find_config(first_options)
+    assert page.plugin_result(first_entries, first_options, config) is first
+    assert {account for account, _c in second.wallets} == {"Assets:Credits:Users:Alice"}
+    assert len(first.wallets) > 10
+
+
+def test_a_timeline_answers_concurrent_requests_alike() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    entries, options = fava_like(DEMO)
+    config = find_config(options)
+    days = days_of(entries)[::37]
+    expected = {day: state(asof.run_through(entries, config, day)) for day in days}
+    timeline = asof.Timeline(entries, config, base=page.plugin_result(entries, options, config))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda day: (day, state(timeline.at(day).result)), days * 3))
+    for day, answer in answers:
+        assert answer == expected[day], day
