@@ -2,9 +2,10 @@
 
 Pure functions over Beancount entries (entries in, entries and errors out); the
 plugin :mod:`beancount_credits.plugins.expire` is a thin wrapper around
-:func:`run`, and reports run it again over the loaded entries to read the grant
-ledger (running it over its own output adds nothing: generated expiries are
-recognised as recorded ones).
+:func:`run`, and :mod:`beancount_credits.asof` runs it for the tools: the
+ledger as of a day is the engine booked through that day (running it over its
+own output adds nothing: generated expiries are recognised as recorded ones).
+Entries it makes carry the generated mark (:data:`GENERATED_KEY`).
 
 The rules (DESIGN.md, "The grant engine"):
 

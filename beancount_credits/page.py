@@ -9,8 +9,9 @@ What comes from where:
 
 - balances, open grants, "expiring within N days", last activity, the daily
   balance chart and the running balance of a statement need the *whole*
-  history: they read ``ledger.entries`` (everything up to the period's end,
-  ``as_of``) and the grant engine;
+  history: they read the ledger as of the period's end, ``as_of``
+  (:mod:`beancount_credits.asof`: its entries with the expiries due by then
+  booked, and the grant engine's state at its end);
 - earned / redeemed / expired "in the period" and the per-member use of an
   organisation count the *activity* entries: the caller passes the entries its
   own filters kept (Fava's account and tag filters), and only transactions
