@@ -11,6 +11,7 @@ a browser here, it launches ``/usr/bin/chromium``.
 
 from __future__ import annotations
 
+import datetime
 import socket
 import subprocess
 import sys
@@ -122,6 +123,10 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
     page.goto(served)
     page.wait_for_selector("#cbh-users tbody tr td")
     assert page.locator("#cbh-period").inner_text().startswith("Period: whole history")
+    # Today is past the demo's last record: the banner says what is counted unwritten.
+    notice = page.locator("#cbh-notice")
+    assert notice.is_visible()
+    assert notice.inner_text() == ledger.as_of(datetime.date.today()).notice()
     names = headers(page, "#cbh-users")
     user_col, segment_col, type_col = (
         names.index(n) for n in ("User ID", "Segment", "Credit type")
@@ -178,7 +183,8 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
         if "Credit type" in statement_names
         else top[type_col]
     )
-    wallet = ledger.grants.wallets[user.account, currency]
+    # The page answers for today: the ledger as of today.
+    wallet = ledger.as_of(datetime.date.today()).result.wallets[user.account, currency]
     assert Decimal(last[statement_names.index("Balance")]) == wallet.balance
     # ... and so is the chart's last point.
     last_point = page.eval_on_selector_all(
