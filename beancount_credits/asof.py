@@ -19,9 +19,11 @@ a lock, so concurrent requests of a server share it safely. For a day on or
 after the horizon it goes on from the end state of one pass over the written
 entries (the expire plugin's own result when the load kept it, see
 :mod:`beancount_credits.loadstamp`) with :func:`engine.book_through`; an
-earlier day is one engine pass over the entries up to it. Both equal
-``engine.run(written entries through D, through=D)``, which a test checks for
-every day of every case ledger, the demo and a generated ledger.
+earlier day is one engine pass over the entries up to it, or, for a timeline
+that keeps grants and wallets only (the page's), the end state with the later
+entries undone from the plugin's annotations (:func:`engine.rewind`). All
+equal ``engine.run(written entries through D, through=D)``, which a test
+checks for every day of every case ledger, the demo and a generated ledger.
 """
 
 from __future__ import annotations
@@ -148,8 +150,9 @@ class Timeline:
 
     ``entries``: the loaded entries (plugins applied or not). ``base``: the
     expire plugin's result for this very load, if it kept one (no second pass
-    over the whole ledger). ``record``: keep every draw-down (reports that
-    trace where credits went); the page needs grants and wallets only.
+    over the whole ledger). ``record``: keep every draw-down and expiry record
+    (reports that trace where credits went); without it a day's result may
+    hold grants and wallets only, which is what the page reads.
     """
 
     def __init__(
@@ -165,6 +168,10 @@ class Timeline:
         self.config = dataclasses.replace(config, annotate=False, future_expiries=False)
         self.record = record
         self._base = None if config.future_expiries else base
+        # The plugin's own result over entries it annotated: an earlier day can
+        # be read back from the annotations (engine.rewind) when only grants
+        # and wallets are asked for.
+        self._rewindable = self._base is not None and config.annotate and not record
         self._lock = threading.RLock()
         self._days: collections.OrderedDict[datetime.date, AsOf] = collections.OrderedDict()
         self._prepared = False
@@ -239,6 +246,14 @@ class Timeline:
             return AsOf(
                 day, self.horizon, result, (*pending, *booked), self._base_entries, tuple(booked)
             )
+        if self._rewindable and self.horizon is not None and day < self.horizon:
+            start = _bisect_after(self.entries, day)
+            # Undoing the later entries costs less than a pass over the earlier ones
+            # once the day is past the first third of the ledger.
+            if len(self.entries) - start < 2 * start:
+                rewound = engine.rewind(self._base, self.entries[start:], day, self.config)
+                if rewound is not None:
+                    return AsOf(day, self.horizon, rewound, (), self.entries)
         end = _bisect_after(self._written, day)
         result = engine.run(self._written[:end], self.config, through=day, record=self.record)
         pending = tuple(entry for entry in result.entries if self._is_pending(entry))

@@ -36,12 +36,16 @@ CASES = sorted(
 RUNNABLE = [path for path in CASES if path.stem != "bad_plugin_configuration"]
 
 
-def state(result: engine.EngineResult) -> tuple[Any, ...]:
-    """What a day's grant state says: balances, open grants, expiries booked."""
+def state(result: engine.EngineResult, records: bool = True) -> tuple[Any, ...]:
+    """What a day's grant state says: balances, open grants, the grants the wallets
+    would spend, and (``records``) the expiries booked."""
     balances = {key: wallet.balance for key, wallet in result.wallets.items() if wallet.balance}
     open_grants = {grant.id: grant.remaining for grant in result.grants.values() if grant.remaining}
+    spendable = sorted(grant.id for grant in engine.open_grants(result))
+    if not records:
+        return balances, open_grants, spendable
     expiries = sorted((expiry.txn_id, expiry.date, expiry.amount) for expiry in result.expiries)
-    return balances, open_grants, expiries
+    return balances, open_grants, spendable, expiries
 
 
 def transactions(entries: list[data.Directive], day: datetime.date) -> Counter[tuple[Any, ...]]:
@@ -73,19 +77,19 @@ def fava_like(path: Path) -> tuple[list[data.Directive], dict[str, Any]]:
 
 def check_every_day(entries: list[data.Directive], options: dict[str, Any]) -> None:
     config = find_config(options)
-    timelines = {
-        "cli": asof.Timeline(entries, config),
-        "page": asof.Timeline(entries, config, base=page.plugin_result(entries, options, config)),
-    }
-    schedule = timelines["page"].schedule()
+    base = page.plugin_result(entries, options, config)
+    cli = asof.Timeline(entries, config)
+    served = asof.Timeline(entries, config, base=base, record=False)  # as the page's
+    schedule = served.schedule()
     for day in days_of(entries):
         expected = asof.run_through(entries, config, day)
-        want = state(expected)
         want_entries = transactions(expected.entries, day)
-        for name, timeline in timelines.items():
-            view = timeline.at(day)
-            assert state(view.result) == want, (name, day)
-            assert transactions(view.entries, day) == want_entries, (name, day)
+        view = cli.at(day)
+        assert state(view.result) == state(expected), ("cli", day)
+        assert transactions(view.entries, day) == want_entries, ("cli", day)
+        view = served.at(day)
+        assert state(view.result, records=False) == state(expected, records=False), ("page", day)
+        assert transactions(view.entries, day) == want_entries, ("page", day)
         # The page's index reads the schedule cut at the day.
         assert transactions(asof.cut_at(schedule, day), day) == want_entries, day
 
@@ -127,10 +131,8 @@ def test_every_day_of_the_demo_is_the_engine_through_that_day() -> None:
     config = find_config(options)
     base = page.plugin_result(entries, options, config)
     assert base is not None
-    timelines = {
-        "cli": asof.Timeline(entries, config),
-        "page": asof.Timeline(entries, config, base),
-    }
+    cli = asof.Timeline(entries, config)
+    served = asof.Timeline(entries, config, base=base, record=False)  # as the page's
     days = days_of(entries)
     complete = engine.run(
         engine.written_entries(entries),
@@ -138,11 +140,26 @@ def test_every_day_of_the_demo_is_the_engine_through_that_day() -> None:
         record=False,
     )
     want = running_balances(complete.entries, days, config)
-    got = running_balances(timelines["page"].schedule(), days, config)
+    got = running_balances(served.schedule(), days, config)
     for day in days:
         assert got[day] == want[day], day
-    horizon = timelines["cli"].base and timelines["cli"].at(days[-1]).horizon
+    horizon = cli.base and cli.at(days[-1]).horizon
     assert horizon is not None
+    # Every day the page reads back from the annotations (engine.rewind), in full.
+    rewound = 0
+    for day in days:
+        start = asof._bisect_after(entries, day)
+        if day >= horizon or len(entries) - start >= 2 * start:
+            continue
+        later = entries[start:]
+        result = engine.rewind(base, later, day, dataclasses.replace(config, annotate=False))
+        if result is None:
+            continue
+        rewound += 1
+        expected = asof.run_through(entries, config, day)
+        assert state(result, records=False) == state(expected, records=False), day
+        assert state(served.at(day).result, records=False) == state(result, records=False)
+    assert rewound >= 20  # before the demo's last reversal into an overdrawn wallet
     sample = [
         day
         for n, day in enumerate(days)
@@ -151,10 +168,12 @@ def test_every_day_of_the_demo_is_the_engine_through_that_day() -> None:
     for day in sample:
         expected = asof.run_through(entries, config, day)
         assert {k: v for k, v in state(expected)[0].items()} == want[day], day
-        for name, timeline in timelines.items():
-            view = timeline.at(day)
-            assert state(view.result) == state(expected), (name, day)
-            assert transactions(view.entries, day) == transactions(expected.entries, day), day
+        view = cli.at(day)
+        assert state(view.result) == state(expected), ("cli", day)
+        assert transactions(view.entries, day) == transactions(expected.entries, day), day
+        view = served.at(day)
+        assert state(view.result, records=False) == state(expected, records=False), day
+        assert transactions(view.entries, day) == transactions(expected.entries, day), day
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda path: f"{path.parent.name}/{path.stem}")
@@ -244,9 +263,10 @@ def test_a_timeline_answers_concurrent_requests_alike() -> None:
     entries, options = fava_like(DEMO)
     config = find_config(options)
     days = days_of(entries)[::37]
-    expected = {day: state(asof.run_through(entries, config, day)) for day in days}
-    timeline = asof.Timeline(entries, config, base=page.plugin_result(entries, options, config))
+    expected = {day: state(asof.run_through(entries, config, day), False) for day in days}
+    base = page.plugin_result(entries, options, config)
+    timeline = asof.Timeline(entries, config, base=base, record=False)
     with ThreadPoolExecutor(max_workers=6) as pool:
-        answers = list(pool.map(lambda day: (day, state(timeline.at(day).result)), days * 3))
+        answers = list(pool.map(lambda day: (day, state(timeline.at(day).result, False)), days * 3))
     for day, answer in answers:
         assert answer == expected[day], day
