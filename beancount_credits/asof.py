@@ -176,6 +176,8 @@ class Timeline:
         self._days: collections.OrderedDict[datetime.date, AsOf] = collections.OrderedDict()
         self._prepared = False
         self._memo: dict[str, Any] = {}
+        # The state with every expiry to come booked (made with the schedule).
+        self._final: tuple[engine.EngineResult, list[data.Transaction], datetime.date] | None = None
 
     # -- what one pass over the load tells
 
@@ -241,7 +243,11 @@ class Timeline:
 
     def _compute(self, day: datetime.date) -> AsOf:
         if self._extendable and (self.horizon is None or day >= self.horizon):
-            result, booked = engine.book_through(self._base, day, self.config.breakage)
+            final = self._final
+            if final is not None and day >= final[2]:
+                result, booked = final[0], final[1]  # every expiry to come is due by then
+            else:
+                result, booked = engine.book_through(self._base, day, self.config.breakage)
             pending = [entry for entry in self._unrecorded if entry.date <= day]
             return AsOf(
                 day, self.horizon, result, (*pending, *booked), self._base_entries, tuple(booked)
@@ -271,9 +277,11 @@ class Timeline:
             if found is None:
                 self._prepare()
                 if self._extendable:
-                    _result, booked = engine.book_through(
+                    result, booked = engine.book_through(
                         self._base, datetime.date.max, self.config.breakage
                     )
+                    last = max((entry.date for entry in booked), default=datetime.date.min)
+                    self._final = (result, booked, last)
                     found = list(heapq.merge(self._base_entries, booked, key=data.entry_sortkey))
                 else:
                     config = dataclasses.replace(self.config, future_expiries=True)
