@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from beancount_credits import write
+
 ENV = "BEAN_CREDITS_"
 
 
@@ -308,7 +310,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     result = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # "\n" only: a U+2028 inside a JSON string is not a line end (write.split_lines).
+    for line in write.split_lines(write.read_text(path)):
         try:
             document = json.loads(line)
         except json.JSONDecodeError:

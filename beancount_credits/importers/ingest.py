@@ -185,7 +185,7 @@ _META_RE = re.compile(r"^\s+([a-z][a-zA-Z0-9_-]*):")
 
 def apply_edits(text: str, edits: list[planning.Edit], path: str) -> str:
     """The file's text with the edits made at their transactions' header lines."""
-    lines = text.splitlines(keepends=True)
+    lines = write.split_lines(text)
     for edit in sorted(edits, key=lambda edit: edit.lineno, reverse=True):
         index = edit.lineno - 1
         match = _HEADER_RE.match(lines[index]) if 0 <= index < len(lines) else None
@@ -235,8 +235,8 @@ def changes_for(
         by_file.setdefault(edit.filename, []).append(edit)
     for filename, edits in sorted(by_file.items()):
         path = Path(filename)
-        result.append(write.FileChange(path, apply_edits(path.read_text("utf-8"), edits, filename)))
-    main_text = main.read_text(encoding="utf-8")
+        result.append(write.FileChange(path, apply_edits(write.read_text(path), edits, filename)))
+    main_text = write.read_text(main)
     include = f'include "{IMPORT_GLOB}"'
     if batch_path is not None and include not in main_text:
         separator = "" if main_text.endswith("\n") else "\n"
