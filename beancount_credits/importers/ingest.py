@@ -40,7 +40,15 @@ from beancount import loader
 
 from beancount_credits import incremental, write
 from beancount_credits.importers import plan as planning
-from beancount_credits.importers.events import Problem, ReadError, Row, read_rows, rows_of
+from beancount_credits.importers.events import (
+    NotText,
+    Problem,
+    ReadError,
+    Row,
+    decode,
+    read_rows,
+    rows_of,
+)
 from beancount_credits.ledger import find_config
 from beancount_credits.reports.table import format_cell
 
@@ -106,15 +114,16 @@ def source_of(events: Events, fmt: str | None) -> Source:
 
     if isinstance(events, str | Path):
         if str(events) == "-":
-            text = sys.stdin.read()
+            text = _decoded("<stdin>", sys.stdin.buffer.read())
             return Source("<stdin>", fmt or sniff_format("", text), text)
         path = Path(events)
         try:
-            # newline="": a CR inside a quoted CSV field is data, not a line end.
-            with path.open(encoding="utf-8", newline="") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ImportFailed(f"cannot read {path}: {exc}") from None
+            # Bytes, decoded here: no newline translation (a CR inside a quoted
+            # CSV field is data), and bad UTF-8 is reported by line.
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = _decoded(str(path), data)
         return Source(str(path), fmt or sniff_format(path.name, text), text, path=path)
     if hasattr(events, "read"):
         text = events.read()  # type: ignore[union-attr]
@@ -123,12 +132,23 @@ def source_of(events: Events, fmt: str | None) -> Source:
     return Source("<events>", fmt or "jsonl", records=list(events))  # type: ignore[arg-type]
 
 
+def _decoded(name: str, data: bytes) -> str:
+    try:
+        return decode(data)
+    except NotText as exc:
+        raise ImportFailed(
+            f"{name}: not UTF-8 text; nothing was imported",
+            [f"{name}:{line}: {reason}" for line, reason in exc.lines],
+        ) from None
+
+
 def describe(source: str, line: int, problem: Problem, plan: planning.Plan) -> str:
     """One error line: file, line, event id, user, field and reason."""
     event = plan.events.get(line)
     who = []
-    if event is not None:
-        who.append(f"event {event.id!r}")
+    event_id = event.id if event is not None else plan.ids.get(line)
+    if event_id is not None:
+        who.append(f"event {event_id!r}")
     user = plan.users.get(line)
     if user is not None:
         who.append(f"user {user!r}")
