@@ -56,6 +56,7 @@ IMPORT_DIR = "imports"
 IMPORT_GLOB = f"{IMPORT_DIR}/*.beancount"
 _LINE_RE = re.compile(r"^(.*?):(\d+): ")
 _MAX_RETRIES = 20
+_MAX_REASON = 300  # characters of one problem's reason
 
 
 class ImportFailed(Exception):
@@ -153,7 +154,10 @@ def describe(source: str, line: int, problem: Problem, plan: planning.Plan) -> s
     if user is not None:
         who.append(f"user {user!r}")
     where = f"{source}:{line}: " + (", ".join(who) + ": " if who else "")
-    return f"{where}{problem.field}: {problem.reason}"
+    reason = problem.reason
+    if len(reason) > _MAX_REASON:  # a huge field value is quoted in part
+        reason = reason[: _MAX_REASON - 1] + "…"
+    return f"{where}{problem.field}: {reason}"
 
 
 def parse_ledger(main: Path) -> tuple[list, dict]:
