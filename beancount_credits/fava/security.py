@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -200,32 +201,54 @@ def confine_imports() -> Any:
 
 
 def check_filters() -> Any:
-    """before_request: a bad ``time`` or ``filter`` is a 400 with Fava's message, never a 500."""
-    from fava.core.filters import AdvancedFilter, FilterError, TimeFilter
+    """before_request: a parameter Fava would choke on is a 400 with a message, never a 500.
+
+    Fava's filters (``time``, ``filter``, ``account``) are parsed as Fava
+    parses them, before a page or endpoint uses them.
+    """
     from flask import g, request
 
-    ledger = getattr(g, "ledger", None)
+    if any("\x00" in value for value in request.args.values()):
+        return bad_request("a parameter holds a NUL character")
     if request.endpoint == "jump" and not request.referrer:
         return bad_request("jump: no page to jump from (the request has no Referer)")
-    if ledger is None:
-        return None
-    time = (request.args.get("time") or "").strip()
-    advanced = (request.args.get("filter") or "").strip()
+    if request.endpoint == "json_api.get_journal_page":
+        page = request.args.get("page", "1")
+        if not page.strip().isdigit() or int(page) < 1:
+            return bad_request(f"page {page!r} is not a page number (they count from 1)")
+    ledger = getattr(g, "ledger", None)
+    return None if ledger is None else filter_problem(ledger, request.args)
+
+
+def filter_problem(ledger: Any, args: Any) -> Any:
+    """A 400 for a ``time``, ``filter`` or ``account`` Fava cannot apply; None if all fine."""
+    from beancount.core.account import has_component
+    from fava.core.filters import AdvancedFilter, FilterError, TimeFilter
+
+    time = (args.get("time") or "").strip()
     try:
-        if time:
-            dates = TimeFilter(ledger.options, ledger.fava_options, time).date_range
-            if dates is not None and (dates.begin < EARLIEST or dates.end > LATEST):
-                return bad_request(
-                    f"time filter: {time!r} reaches outside {EARLIEST} .. {LATEST}, "
-                    "the dates this server answers for"
-                )
+        dates = TimeFilter(ledger.options, ledger.fava_options, time).date_range if time else None
+    except FilterError as exc:
+        return bad_request(f"time filter: {exc.message}")
+    except (ValueError, OverflowError) as exc:  # Fava's date parser lets month 13 through
+        return bad_request(f"time filter: Failed to parse date: {time} ({exc})")
+    if dates is not None and (dates.begin < EARLIEST or dates.end > LATEST):
+        return bad_request(
+            f"time filter: {time!r} reaches outside {EARLIEST} .. {LATEST}, "
+            "the dates this server answers for"
+        )
+    advanced = (args.get("filter") or "").strip()
+    try:
         if advanced:
             AdvancedFilter(advanced)
     except FilterError as exc:
-        kind = "filter" if exc.filter_type == "filter" else f"{exc.filter_type} filter"
-        return bad_request(f"{kind}: {exc.message}")
-    except (ValueError, OverflowError) as exc:  # Fava's date parser lets month 13 through
-        return bad_request(f"time filter: Failed to parse date: {time} ({exc})")
+        return bad_request(f"filter: {exc.message}")
+    account = args.get("account") or ""
+    try:
+        if account:
+            has_component("Assets", account)  # the account filter's own pattern
+    except re.error as exc:
+        return bad_request(f"account filter: {account!r} is not an account or a pattern ({exc})")
     return None
 
 
