@@ -27,6 +27,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 
 from beancount_credits.accounts import UserIdError, user_component
+from beancount_credits.write import split_lines
 
 EVENT_TYPES = (
     "user",
@@ -131,7 +132,7 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError:
         text = data.decode("utf-8", "surrogateescape")
         bad = []
-        for number, line in enumerate(text.split("\n"), start=1):
+        for number, line in enumerate(split_lines(text), start=1):
             found = _UNDECODED_RE.search(line)
             if found is not None:
                 byte, column = ord(found.group()) - 0xDC00, found.start() + 1
@@ -164,9 +165,9 @@ def read_rows(text: str, fmt: str) -> Iterator[Row | tuple[int, Problem]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
-    # Only "\n" ends a record: str.splitlines would also split at U+2028 and
-    # the like, which JSON leaves unescaped inside strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    # Only "\n" ends a record (write.split_lines): str.splitlines would also split
+    # at U+2028 and the like, which JSON leaves unescaped inside strings.
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:

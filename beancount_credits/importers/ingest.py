@@ -299,7 +299,7 @@ def trace(
 def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> None:
     """The rejected records, in the input's own format, so they can be fixed and re-imported."""
     rows = {row.line: row for row in source.rows() if isinstance(row, Row)}
-    raw = (source.text or "").split("\n")
+    raw = [line.removesuffix("\n") for line in write.split_lines(source.text or "")]
     out = io.StringIO()
     if source.fmt == "csv":
         header = next(csv.reader(io.StringIO(source.text or ""))) if source.text else []
