@@ -18,11 +18,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -36,15 +34,13 @@ from beancount import loader
 from click.testing import CliRunner
 from conftest import DAILY, DEMO, git
 from notifykit import HookServer
+from servekit import BEAN_CREDITS, chromium, free_port, serving
 
 from beancount_credits import channels, write
 from beancount_credits.cli import main
 from beancount_credits.fava import security, server
 from beancount_credits.importers import ImportFailed, import_events
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-BEAN_CREDITS = str(Path(sys.executable).parent / "bean-credits")
 XSS = '<img src=x id=pwned onerror="window.__pwned=1;alert(1)">'
 XSS_USER = "mallory<svg onload=alert(2)>"
 ACME = "Assets:Credits:Users:Org--acme"
@@ -54,12 +50,6 @@ def cli(*args: str, env: dict[str, str] | None = None, code: int = 0) -> str:
     result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
     assert result.exit_code == code, result.output
     return result.output
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def small_ledger(tmp_path: Path) -> Path:
@@ -149,40 +139,14 @@ def hostile_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def served(hostile_demo: Path) -> Iterator[str]:
     """``bean-credits serve`` (read-only) on the hostile copy; yields its base URL."""
-    port = free_port()
-    command = [BEAN_CREDITS, "serve", str(hostile_demo), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"bean-credits serve exited:\n{output}")
-            try:
-                with urllib.request.urlopen(base + "/credits-demo/income_statement/", timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("bean-credits serve did not answer within 90 s")
-                time.sleep(0.3)
+    with serving(hostile_demo, "/credits-demo/income_statement/") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    assert CHROMIUM.exists(), "needs Debian's chromium (make test installs it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 # Hooks installed before any page script: alert() calls and CSP violations are recorded.

@@ -20,20 +20,20 @@ refused with a message pointing at ``bean-credits import``.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import beangulp
 from beancount.core import data
 
 from beancount_credits.config import CreditsConfig
-from beancount_credits.importers.events import (
-    NotText,
-    ReadError,
-    Row,
-    decode,
-    read_rows,
-    sniff_format,
+from beancount_credits.importers.events import ReadError, Row, read_rows, sniff_format
+from beancount_credits.importers.ingest import (
+    ImportFailed,
+    ImportResult,
+    describe,
+    import_events,
+    read_export,
 )
-from beancount_credits.importers.ingest import ImportFailed, ImportResult, describe, import_events
 from beancount_credits.importers.plan import LedgerIndex, Plan, plan_batch
 
 __all__ = [
@@ -69,18 +69,7 @@ class EventsImporter(beangulp.Importer):
             raise ImportFailed(
                 f"{filepath}: not a {self.fmt} export (the name ends in {', '.join(self.suffixes)})"
             )
-        try:
-            with open(filepath, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise ImportFailed(f"cannot read {filepath}: {exc.strerror or exc}") from None
-        try:
-            return decode(data)
-        except NotText as exc:
-            raise ImportFailed(
-                f"{filepath}: not UTF-8 text; nothing extracted",
-                [f"{filepath}:{line}: {reason}" for line, reason in exc.lines],
-            ) from None
+        return read_export(Path(filepath))
 
     def identify(self, filepath: str) -> bool:
         try:

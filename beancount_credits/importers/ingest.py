@@ -118,19 +118,26 @@ def source_of(events: Events, fmt: str | None) -> Source:
             text = _decoded("<stdin>", sys.stdin.buffer.read())
             return Source("<stdin>", fmt or sniff_format("", text), text)
         path = Path(events)
-        try:
-            # Bytes, decoded here: no newline translation (a CR inside a quoted
-            # CSV field is data), and bad UTF-8 is reported by line.
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from None
-        text = _decoded(str(path), data)
+        text = read_export(path)
         return Source(str(path), fmt or sniff_format(path.name, text), text, path=path)
     if hasattr(events, "read"):
         text = events.read()  # type: ignore[union-attr]
         name = getattr(events, "name", "<stream>")
         return Source(str(name), fmt or sniff_format(str(name), text), text)
     return Source("<events>", fmt or "jsonl", records=list(events))  # type: ignore[arg-type]
+
+
+def read_export(path: Path) -> str:
+    """An export file's text, or ImportFailed (never quoting the file).
+
+    Read as bytes and decoded here: no newline translation (a CR inside a
+    quoted CSV field is data), and bad UTF-8 is reported by line and column.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _decoded(str(path), data)
 
 
 def _decoded(name: str, data: bytes) -> str:
