@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -458,6 +459,35 @@ def test_fava_writes_wait_for_the_ledger_lock(editable: tuple[Path, Any]) -> Non
         assert not path.read_text().endswith("; x\n")
     worker.join(20)
     assert done == [200] and path.read_text().endswith("; x\n")
+
+
+def test_fava_editor_saves_through_the_check_in_the_browser(tmp_path: Path, browser: Any) -> None:
+    """--edit in chromium: Fava's editor saves under the policy; a breaking save is refused."""
+    ledger = small_ledger(tmp_path)
+    with serving(ledger, "/daily-job-fixture/income_statement/", "--edit") as base:
+        context, page, errors = watched_page(browser)
+        try:
+            visit(page, base + "/daily-job-fixture/editor/", ".cm-content .cm-line")
+            page.click(".cm-content")
+            page.keyboard.press("Control+End")
+            page.keyboard.type("\n; reviewed in the browser\n")
+            page.keyboard.press("Control+s")
+            page.wait_for_function("() => !document.title.startsWith('*')", timeout=10_000)
+            deadline = time.monotonic() + 10
+            while not ledger.read_text().endswith("; reviewed in the browser\n"):
+                assert time.monotonic() < deadline, "the save did not reach the file"
+                time.sleep(0.1)
+            saved = ledger.read_bytes()
+            page.keyboard.type(
+                '2024-03-30 * "Too much"\n  txn_id: "t-bad"\n'
+                "  Assets:Credits:Users:Alice  -100000 CREDIT\n  Expenses:Credits:Sessions\n"
+            )
+            page.keyboard.press("Control+s")
+            page.wait_for_selector("text=nothing was written", timeout=10_000)
+            assert ledger.read_bytes() == saved
+            assert page.evaluate("window.__csp") == [] and not errors
+        finally:
+            context.close()
 
 
 # --- 4. Email header injection and the poison pill ----------------------------------------
