@@ -33,6 +33,7 @@ import dataclasses
 import datetime
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 
 from beancount.core import data
@@ -265,10 +266,17 @@ def failed_topup_alerts(
 
 
 def to_deliver(
-    ledger: Ledger, conf: settings.Settings, alerts: list[Alert], date: datetime.date
+    ledger: Ledger,
+    conf: settings.Settings,
+    alerts: list[Alert],
+    date: datetime.date,
+    sent: Sequence[data.Custom] = (),
 ) -> tuple[list[Delivery], list[Skipped]]:
-    """For each due alert and channel: deliver it, or why not (sent already, opted out...)."""
-    history = records.deliveries(ledger.entries)
+    """For each due alert and channel: deliver it, or why not (sent already, opted out...).
+
+    ``sent``: delivery records not in the ledger yet (a dead run's sent journal).
+    """
+    history = records.deliveries([*ledger.entries, *sent])
     delivered = {
         (item.notification, item.channel) for item in history if item.status == "delivered"
     }

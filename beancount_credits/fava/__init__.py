@@ -45,6 +45,7 @@ from beancount_credits.reports.table import ReportError, Table, format_cell
 __all__ = ["CreditBalanceHistory"]
 
 USER_TABLES = ("statement", "daily", "grants", "members")
+LATEST = datetime.date(9998, 12, 31)  # a period may end by then (the page looks ahead of it)
 ALERT_TABLES = ("low_balance", "expiring", "overdraft", "topups")
 
 
@@ -117,6 +118,9 @@ class CreditBalanceHistory(FavaExtensionBase):
         today = datetime.date.today()
         if date_range is None:
             return page.Period.make(None, None, today)
+        if date_range.end > LATEST:
+            # The page looks ahead from the period's end (credits expiring soon...).
+            raise BadRequest(f"time filter: {time!r} ends after {LATEST}, the last day it answers")
         return page.Period.make(date_range.begin, date_range.end, today)
 
     def activity_entries(self) -> Sequence[data.Directive] | None:
@@ -208,6 +212,8 @@ class CreditBalanceHistory(FavaExtensionBase):
             return error_response(str(exc), exc.status)
         except (ReportError, LedgerError) as exc:
             return error_response(str(exc), 400)
+        except OverflowError:  # a date computed from the request fell off the calendar
+            return error_response("a date of this request is out of range", 400)
 
     @extension_endpoint
     def users(self) -> Any:
