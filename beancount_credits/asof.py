@@ -34,7 +34,7 @@ import datetime
 import functools
 import heapq
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from beancount.core import data
 
 from beancount_credits import engine
 from beancount_credits.config import CreditsConfig
+from beancount_credits.incremental import paused_gc
 
 T = TypeVar("T")
 ONE_DAY = datetime.timedelta(days=1)
@@ -68,10 +69,7 @@ class AsOf:
 
         Besides, the balance assertions dated the next day: they log ``day``.
         """
-        cut = cut_at(self.source, self.day)
-        if not self.added:
-            return cut
-        return list(heapq.merge(cut, self.added, key=data.entry_sortkey))
+        return merge(cut_at(self.source, self.day), self.added)
 
     def balances(self) -> dict[tuple[str, str], Decimal]:
         """Balance per (wallet, credit type) at the end of ``day``."""
@@ -99,6 +97,19 @@ class AsOf:
             f"ledger recorded through {self.horizon}; {len(unwritten)} {noun} since then "
             f"({amounts}) {verb} counted here but not yet written: run bean-credits close-day"
         )
+
+
+def merge(entries: list[data.Directive], added: Sequence[data.Directive]) -> list[data.Directive]:
+    """Sorted ``entries`` with sorted ``added`` merged in (Beancount's order).
+
+    Only the tail from the first added date is merged: what the engine books
+    past the horizon joins a long ledger at its end.
+    """
+    if not added:
+        return entries
+    start = _bisect_after(entries, min(entry.date for entry in added) - ONE_DAY)
+    tail = heapq.merge(entries[start:], added, key=data.entry_sortkey)
+    return entries[:start] + list(tail)
 
 
 def cut_at(entries: list[data.Directive], day: datetime.date) -> list[data.Directive]:
@@ -184,31 +195,47 @@ class Timeline:
     def _prepare(self) -> None:
         if self._prepared:
             return
-        written = engine.written_entries(self.entries)
+        # One walk over the load: the written entries (without the expire
+        # plugin's expiries), the horizon, the expiries the load records, and
+        # whether a wallet is closed after the horizon.
+        written: list[data.Directive] = []
+        recorded: set[str | None] = set()
+        horizon: datetime.date | None = None
+        closes: list[datetime.date] = []
+        is_user = self.config.is_user_account
+        for entry in self.entries:
+            kind = type(entry)
+            if kind is data.Transaction:
+                if engine.is_expiry_record(entry):
+                    recorded.add(engine.txn_id_of(entry))
+                mark = engine.generated_by(entry)
+                if mark == engine.EXPIRE_PLUGIN_NAME:
+                    continue
+                if mark is None and not engine.is_generated(entry):
+                    horizon = entry.date
+            elif kind is data.Balance:
+                if not engine.is_generated(entry):
+                    horizon = entry.date
+            elif kind is data.Close and is_user(entry.account):  # type: ignore[attr-defined]
+                closes.append(entry.date)
+            written.append(entry)
         self._written = written
-        self.horizon = engine.horizon(written)
+        self.horizon = horizon
+        self._recorded = recorded
         base = self._base
         if base is None:
             run = engine.run(written, self.config, record=self.record)
             base, self._base_entries = run, run.entries
+            self._unrecorded = tuple(entry for entry in run.entries if self._is_pending(entry))
         else:
+            # The plugin's own expiries are in the load: none is unrecorded.
             self._base_entries = self.entries
+            self._unrecorded = ()
         self._base = base
-        self._recorded = {
-            engine.txn_id_of(entry)
-            for entry in self.entries
-            if isinstance(entry, data.Transaction) and engine.is_expiry_record(entry)
-        }
-        self._unrecorded = tuple(entry for entry in self._base_entries if self._is_pending(entry))
         # A wallet closed after the horizon: the pass forfeited its credits on
         # the close date without the expiries due before it; days past the
         # horizon then need a pass of their own.
-        self._extendable = self.horizon is None or not any(
-            isinstance(entry, data.Close)
-            and entry.date > self.horizon
-            and self.config.is_user_account(entry.account)
-            for entry in written
-        )
+        self._extendable = horizon is None or not any(date > horizon for date in closes)
         self._prepared = True
 
     def _is_pending(self, entry: data.Directive) -> bool:
@@ -221,7 +248,7 @@ class Timeline:
     @property
     def base(self) -> engine.EngineResult:
         """The engine's state at the end of the loaded ledger (through its horizon)."""
-        with self._lock:
+        with self._lock, paused_gc():
             self._prepare()
             return self._base
 
@@ -229,7 +256,7 @@ class Timeline:
 
     def at(self, day: datetime.date) -> AsOf:
         """The ledger as of the end of ``day``."""
-        with self._lock:
+        with self._lock, paused_gc():
             found = self._days.get(day)
             if found is None:
                 self._prepare()
@@ -272,7 +299,7 @@ class Timeline:
         Cut at any day D (:func:`cut_at`), they are the ledger as of D's
         entries: past the horizon nothing but expiries happens.
         """
-        with self._lock:
+        with self._lock, paused_gc():
             found = getattr(self, "_schedule", None)
             if found is None:
                 self._prepare()
@@ -282,7 +309,7 @@ class Timeline:
                     )
                     last = max((entry.date for entry in booked), default=datetime.date.min)
                     self._final = (result, booked, last)
-                    found = list(heapq.merge(self._base_entries, booked, key=data.entry_sortkey))
+                    found = merge(self._base_entries, booked)
                 else:
                     config = dataclasses.replace(self.config, future_expiries=True)
                     found = engine.run(self._written, config, record=False).entries
@@ -291,7 +318,7 @@ class Timeline:
 
     def memo(self, key: str, make: Callable[[], T]) -> T:
         """What ``make`` builds from this load, built once (the first caller builds it)."""
-        with self._lock:
+        with self._lock, paused_gc():
             found = self._memo.get(key)
             if found is None:
                 found = self._memo[key] = make()
