@@ -361,7 +361,7 @@ def file_changes(
         path = Path(filename).resolve()
         text = texts.get(path)
         if text is None:
-            text = path.read_text(encoding="utf-8")
+            text = write.read_text(path)
         texts[path] = apply_edits(text, file_edits)
     return [write.FileChange(path, text) for path, text in sorted(texts.items())] + others
 

@@ -240,7 +240,7 @@ def posting_rows(ledger: Ledger) -> Iterable[Row]:
             text(meta.get("session")),
             text(meta.get("order")),
             text(meta.get("reverses")),
-            meta.get("filename") == engine.GENERATED_FILENAME,
+            engine.generated_by(entry) == engine.EXPIRE_PLUGIN_NAME,
             meta.get("filename"),
             meta.get("lineno"),
         )

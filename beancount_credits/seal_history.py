@@ -265,7 +265,7 @@ class _Versions:
         if key not in self.cache:
             if sha is None:
                 file = self.repo / path
-                text = file.read_text("utf-8", "replace") if file.exists() else ""
+                text = file.read_bytes().decode("utf-8", "replace") if file.exists() else ""
             else:
                 text = provenance.git_output(self.repo, "show", f"{sha}:{path}").decode(
                     "utf-8", "replace"
@@ -284,7 +284,7 @@ def _present(ledger: Ledger, users_root: str) -> dict[tuple[str, str], set[str]]
     for path in sorted(root.rglob("*.beancount")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        lines = path.read_text("utf-8", "replace").split("\n")
+        lines = path.read_bytes().decode("utf-8", "replace").split("\n")  # "\n" only
         for number, text in enumerate(lines, 1):
             if not text[:1].isdigit():
                 continue

@@ -27,6 +27,7 @@ from typing import Any
 
 from beancount.core import data
 
+from beancount_credits import loadstamp
 from beancount_credits import seal as seals
 from beancount_credits.config import ConfigError, parse_config
 from beancount_credits.engine import CreditsError
@@ -40,6 +41,7 @@ def seal(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Recompute the seals' chain; one error at the first broken seal."""
+    loadstamp.stamp(options_map)
     try:
         parse_config(config_str)
     except ConfigError as exc:
