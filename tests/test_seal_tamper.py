@@ -155,6 +155,7 @@ class Tamper:
     day: str  # the first broken day bean-check names
     what: str  # ... and what differs
     verify: tuple[str, ...]  # "<users> <day>: <what>" heads verify prints, each with the commit
+    absent: tuple[str, ...] = ()  # what verify must not say
 
 
 TAMPERS = {
@@ -193,6 +194,8 @@ TAMPERS = {
         "2026-02-09",
         "r-000869: accounts changed (now org-globex, Expenses:Credits:Sessions)",
         ("org-acme, org-globex 2026-02-09: transaction r-000869 changed",),
+        # org-acme's broken balances name the commit too (issue 16: they did not).
+        ("no later change to its entries found in git",),
     ),
     "add a back-dated transaction": Tamper(
         backdated,
@@ -248,6 +251,8 @@ def test_tampering_fails_the_check_and_verify_names_user_day_and_commit(
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(f"verify: the seals do not hold from {tamper.day}")
+    for text in tamper.absent:
+        assert text not in result.output
     for head in tamper.verify:
         found = [index for index, line in enumerate(lines) if head in line and "(" in line]
         assert found, f"{head!r} not in:\n{result.output}"
