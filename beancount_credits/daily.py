@@ -18,9 +18,10 @@ import datetime
 
 from beancount.core import data
 
-from beancount_credits import engine, write
+from beancount_credits import engine, seal, write
 from beancount_credits.ledger import Ledger
 from beancount_credits.plugins import daily_balances
+from beancount_credits.plugins import seal as seal_plugin
 
 LOG_DIR = "log"
 ONE_DAY = datetime.timedelta(days=1)
@@ -35,13 +36,14 @@ class Plan:
     through: datetime.date
     expiries: list[data.Transaction]
     balances: list[data.Balance]
+    seals: list[data.Custom] = dataclasses.field(default_factory=list)  # sealed ledgers
 
     @property
     def empty(self) -> bool:
-        return not self.expiries and not self.balances
+        return not self.expiries and not self.balances and not self.seals
 
     def entries(self) -> list[data.Directive]:
-        return sorted([*self.expiries, *self.balances], key=data.entry_sortkey)
+        return sorted([*self.expiries, *self.balances, *self.seals], key=data.entry_sortkey)
 
     def summary(self) -> str:
         if self.empty:
@@ -55,6 +57,9 @@ class Plan:
             days = sorted({entry.date for entry in self.balances})
             noun = "balance" if len(self.balances) == 1 else "balances"
             parts.append(f"{len(self.balances)} end-of-day {noun} ({span(days)})")
+        if self.seals:
+            noun = "seal" if len(self.seals) == 1 else "seals"
+            parts.append(f"{len(self.seals)} {noun} ({span([entry.date for entry in self.seals])})")
         return " and ".join(parts)
 
 
@@ -80,7 +85,11 @@ def plan(ledger: Ledger, through: datetime.date) -> Plan:
             expiries.append(entry)
         elif isinstance(entry, data.Balance) and entry.date <= through + ONE_DAY:
             balances.append(entry)
-    return Plan(through, expiries, balances)
+    sealed = []
+    if seal_plugin.enabled(ledger.options):
+        records = [record(entry) for entry in [*expiries, *balances]]
+        sealed = seal.new_seals(ledger.entries, records, through)
+    return Plan(through, expiries, balances, sealed)
 
 
 def record(entry: data.Directive) -> data.Directive:

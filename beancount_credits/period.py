@@ -61,7 +61,7 @@ from beancount.core import amount as amount_lib
 from beancount.core import data
 from beancount.parser import parser
 
-from beancount_credits import daily, engine, write
+from beancount_credits import daily, engine, seal, write
 from beancount_credits.ledger import Ledger
 
 OPENING_DIR = "opening"
@@ -271,11 +271,7 @@ def split_file(path: Path, through: datetime.date, is_main: bool) -> Split:
         raise PeriodError(f"{path}: {errors[0].message}")
     lines = write.split_lines(text)
     starts = sorted({entry.meta["lineno"] for entry in entries})
-    moving = {
-        entry.meta["lineno"]
-        for entry in entries
-        if isinstance(entry, MOVED) and entry.date <= through
-    }
+    moving = {entry.meta["lineno"] for entry in entries if moves(entry, through)}
     if not moving:
         return Split(path, text, None)
     first = starts[0] - 1
@@ -359,6 +355,11 @@ class ClosePlan:
         )
 
 
+def moves(entry: data.Directive, through: datetime.date) -> bool:
+    """Whether a close through ``through`` moves the entry to the archive."""
+    return (isinstance(entry, MOVED) or seal.is_record(entry)) and entry.date <= through
+
+
 def period_start(main_text: str) -> datetime.date | None:
     """The active period's first day, from main's opening include (None: never closed)."""
     found = _OPENING_RE.search(main_text)
@@ -383,6 +384,12 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
             f"the daily log is not written through {through} ({logged.summary()}): "
             f"run bean-credits close-day --date {through} first"
         )
+    sealed = seal.sealed_through(ledger.entries)
+    last_seal = seal.seal_of(ledger.entries, through) if sealed is not None else None
+    if sealed is not None and last_seal is None:
+        raise PeriodError(
+            f"the seals reach {sealed.day} only: run bean-credits close-day --date {through} first"
+        )
     closed = [entry for entry in ledger.entries if entry.date <= through]
     others = other_balances(closed, ledger)
     if others:
@@ -393,7 +400,7 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         )
     carried = carry_forward(ledger, through)
     first = current or min(
-        (entry.date for entry in ledger.entries if isinstance(entry, MOVED)), default=through
+        (entry.date for entry in ledger.entries if moves(entry, through)), default=through
     )
     archive = root / ARCHIVE_DIR / f"{first}--{through}"
     if archive.exists():
@@ -440,15 +447,25 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         f"{through},\n; carried forward by bean-credits close-period (the closed period is "
         f"in {ARCHIVE_DIR}/{archive.name}/).\n"
     )
+    opened: list[data.Directive] = []
     if not any(
         isinstance(entry, data.Open) and entry.account == ledger.config.opening
         for entry in ledger.entries
     ):
         opening_text += f"\n{through} open {ledger.config.opening}\n"
+        meta = data.new_metadata("<close-period>", 0)
+        opened.append(data.Open(meta, through, ledger.config.opening, None, None))
     opening_text += "".join("\n" + write.render(entry) for entry in carried)
-    opening_text += "".join(
-        "\n" + write.render(entry) for entry in opening_balances(ledger, carried, start)
-    )
+    balances = opening_balances(ledger, carried, start)
+    opening_text += "".join("\n" + write.render(entry) for entry in balances)
+    if last_seal is not None:
+        # The new period's chain starts from the closed period's last seal; the entries
+        # the active ledger keeps up to the close (and the carry-forward) get a seal of
+        # their own, so they cannot change unseen either.
+        kept = [entry for entry in ledger.entries if not moves(entry, through)]
+        written = [*opened, *carried, *balances]
+        anchor = seal.opening_seal(kept, written, through, last_seal.digest)
+        opening_text += "\n" + write.render(anchor)
     include = f'include "{OPENING_DIR}/{start}.beancount"'
     if _OPENING_RE.search(new_main_text):
         new_main_text = _OPENING_RE.sub(include, new_main_text, count=1)

@@ -93,21 +93,26 @@ class FileBlame:
         return UNCOMMITTED
 
     def entry_span(self, lineno: int) -> tuple[int, int]:
-        """The lines of the entry whose header is ``lineno``: (first, last).
+        """The lines of the entry whose header is ``lineno`` (:func:`entry_span`)."""
+        return entry_span(self.lines, lineno)
 
-        Beancount ends a directive at the first blank line or the next line
-        that starts in column 0; everything indented in between (postings,
-        metadata, indented comments) belongs to it. Stopping before blank lines
-        matters: git often attributes the blank line between two entries to the
-        commit that added the *next* one.
-        """
-        last = lineno
-        for number in range(lineno + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if not text.strip() or text[0] not in " \t":
-                break
-            last = number
-        return lineno, last
+
+def entry_span(lines: Sequence[str], lineno: int) -> tuple[int, int]:
+    """The lines of the entry whose header is line ``lineno`` of ``lines``: (first, last), 1-based.
+
+    Beancount ends a directive at the first blank line or the next line
+    that starts in column 0; everything indented in between (postings,
+    metadata, indented comments) belongs to it. Stopping before blank lines
+    matters: git often attributes the blank line between two entries to the
+    commit that added the *next* one.
+    """
+    last = lineno
+    for number in range(lineno + 1, len(lines) + 1):
+        text = lines[number - 1]
+        if not text.strip() or text[0] not in " \t":
+            break
+        last = number
+    return lineno, last
 
 
 #: Blame of ledger files by absolute path; files outside git are absent.
@@ -139,6 +144,14 @@ def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.Comple
 def _fail(what: str, result: subprocess.CompletedProcess[bytes]) -> ProvenanceError:
     message = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
     return ProvenanceError(f"{what}: {message}")
+
+
+def git_output(repo: Path, *args: str) -> bytes:
+    """Run git in ``repo`` (a list of arguments, never a shell); its output or ProvenanceError."""
+    result = _git(repo, *args)
+    if result.returncode != 0:
+        raise _fail(f"git {args[0]} in {repo}", result)
+    return result.stdout
 
 
 def find_work_tree(path: str | os.PathLike[str]) -> Path | None:

@@ -14,6 +14,7 @@ import dataclasses
 import datetime
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any
 
 from beancount.core import data
 
@@ -45,6 +46,9 @@ class BrokenRecord:
     behind: list[data.Transaction]  # the wallet's written transactions up to that day
     recorded_by: provenance.Commit | None = None
     culprits: list[Culprit] = dataclasses.field(default_factory=list)
+    # Changes of sealed entries git knows of that concern the user up to the day, the
+    # ones culprits cannot find: an entry moved to another wallet, or removed.
+    history: list[Any] = dataclasses.field(default_factory=list)
 
 
 def broken_records(ledger: Ledger) -> list[BrokenRecord]:
@@ -148,6 +152,32 @@ def explain(ledger: Ledger, records: list[BrokenRecord]) -> bool:
     return True
 
 
+def attach_history(records: list[BrokenRecord], changes: list[Any]) -> None:
+    """Give each broken record the sealed-history changes of its user up to its day.
+
+    ``changes`` are :class:`beancount_credits.seal_history.Change` values; a
+    transaction change whose entry is already a culprit is not repeated, and
+    what an amendment changed is not a culprit (it is the amendment's).
+    """
+    amending = {change.commit.sha for change in changes if change.made_by_amendment}
+    changes = [change for change in changes if not change.made_by_amendment]
+    for record in records:
+        record.culprits = [
+            culprit
+            for culprit in record.culprits
+            if culprit.commit is None or culprit.commit.sha not in amending
+        ]
+        known = {str(culprit.entry.meta.get("txn_id")) for culprit in record.culprits}
+        record.history = [
+            change
+            for change in changes
+            if change.kind == "transaction"
+            and record.user_id in change.users
+            and change.day <= record.day
+            and change.key not in known
+        ]
+
+
 def where(meta: dict, root: str) -> str:
     """file:line of an entry, relative to the ledger's folder when inside it."""
     name = str(meta.get("filename", "?"))
@@ -170,8 +200,17 @@ def describe(record: BrokenRecord, root: str) -> list[str]:
         lines.append(
             f"  recorded in {commit.short} {commit.date} {commit.author}: {commit.summary}"
         )
-    if not record.culprits:
+    if not record.culprits and not record.history:
         lines.append("  no later change to its entries found in git")
+    for change in record.history:
+        commit = change.commit
+        by = (
+            f"{commit.short} {commit.date} {commit.author} <{commit.email}>: {commit.summary}"
+            if commit.committed
+            else "the working tree, not committed yet"
+        )
+        users = ", ".join(change.users)
+        lines.append(f"  changed in {by} -- {change.path} {change.key} (concerns {users})")
     for culprit in record.culprits:
         entry = culprit.entry
         what = f"{where(entry.meta, root)} {entry.meta.get('txn_id', '')} {entry.narration}"

@@ -316,15 +316,18 @@ def month_files(
     return result
 
 
-def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
-    """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
+@contextlib.contextmanager
+def staging(
+    main: Path, files: Sequence[Path], changes: Sequence[FileChange]
+) -> Iterator[tuple[Path, str, str]]:
+    """A staging copy of the ledger after ``changes``: (its main file, its folder, the ledger's)."""
     main = main.resolve()
     changed = {change.path.resolve(): change.text for change in changes}
     removed = {path for path, text in changed.items() if text is None}
     everything = ({path.resolve() for path in files} | set(changed) | {main}) - removed
     root = Path(os.path.commonpath([str(path.parent) for path in everything]))
-    with tempfile.TemporaryDirectory(prefix="bean-credits-check-") as staging:
-        stage = Path(staging)
+    with tempfile.TemporaryDirectory(prefix="bean-credits-check-") as staging_dir:
+        stage = Path(staging_dir)
         for path in everything:
             target = stage / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -333,12 +336,42 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
                 target.write_text(text, encoding="utf-8", newline="")
             elif path.exists():
                 shutil.copyfile(path, target)
+        yield stage / main.relative_to(root), staging_dir, str(root)
+
+
+def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange]) -> list[str]:
+    """Load the ledger as it would be after ``changes`` (a staging copy); return its errors."""
+    with staging(main, files, changes) as (staged_main, staging_dir, root):
         # Beancount's own loader, minus its pickle cache: a cache of a staging
         # copy would be thrown away, and dumping it costs seconds on a large ledger.
-        _entries, errors, _options = loader._uncached_load_file(
-            str(stage / main.relative_to(root)), None, None, None
-        )
-        return error_messages(errors, (staging, str(root)))
+        _entries, errors, _options = loader._uncached_load_file(str(staged_main), None, None, None)
+        return error_messages(errors, (staging_dir, root))
+
+
+def staged_load(
+    main: Path, files: Sequence[Path], changes: Sequence[FileChange]
+) -> tuple[list[data.Directive], list[Any], dict[str, Any]]:
+    """The ledger as it would be after ``changes``, loaded from a staging copy.
+
+    Entries, errors and the include list name the ledger's own files, so a
+    writer can plan further edits of them from this load.
+    """
+    with staging(main, files, changes) as (staged_main, staging_dir, root):
+        entries, errors, options = loader._uncached_load_file(str(staged_main), None, None, None)
+
+    def real(name: object) -> object:
+        if isinstance(name, str) and name.startswith(staging_dir):
+            return root + name[len(staging_dir) :]
+        return name
+
+    for entry in entries:
+        if entry.meta:
+            entry.meta["filename"] = real(entry.meta.get("filename"))
+    for error in errors:
+        if error.source and "filename" in error.source:
+            error.source["filename"] = real(error.source["filename"])
+    options["include"] = [real(name) for name in options.get("include", [])]
+    return entries, errors, options
 
 
 def error_messages(errors: Sequence[Any], rename: tuple[str, str] | None = None) -> list[str]:
@@ -522,6 +555,17 @@ def commit_preflight(main: Path) -> Path:
     return repo
 
 
+def uncommitted_files(main: Path, files: Sequence[Path]) -> list[Path]:
+    """The ledger files that differ from git's HEAD (changed or not tracked yet)."""
+    repo = git_root(main.resolve())
+    if repo is None:
+        return []
+    names = [str(Path(path).resolve()) for path in files]
+    changed = git(repo, "diff", "--name-only", "-z", "HEAD", "--", *names).split("\0")
+    new = git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *names).split("\0")
+    return sorted({(repo / name).resolve() for name in [*changed, *new] if name})
+
+
 @dataclasses.dataclass
 class WriteResult:
     written: list[Path]
@@ -554,12 +598,15 @@ def apply(
     message: str,
     commit: bool = False,
     prepared: incremental.Prepared | None = None,
+    also_commit: Sequence[Path] = (),
 ) -> WriteResult:
     """Check the changed ledger with the full loader, then write it, then commit.
 
     ``files`` are the ledger's current files (from the load that computed the
-    changes); ``prepared`` is that load's reusable part, if it kept one. Call
-    inside :func:`ledger_lock`. On any error nothing is written.
+    changes); ``prepared`` is that load's reusable part, if it kept one;
+    ``also_commit`` are files changed by hand that the commit takes with the
+    write (an amendment's corrections). Call inside :func:`ledger_lock`. On any
+    error nothing is written.
     """
     if not changes:
         return WriteResult([])
@@ -584,8 +631,9 @@ def apply(
     removed = [change.path for change in ordered if change.text is None]
     sha = None
     if repo is not None:
-        if written:
-            git(repo, "add", "--", *[str(path.resolve()) for path in written])
+        if written or also_commit:
+            paths = {str(path.resolve()) for path in [*written, *also_commit]}
+            git(repo, "add", "--", *sorted(paths))
         if removed:
             paths = [str(path.resolve()) for path in removed]
             git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)

@@ -154,6 +154,9 @@ def test_close_refuses_a_period_the_daily_log_has_not_reached(tmp_path: Path) ->
     shutil.copytree(DEMO.parent, tmp_path / "demo", ignore=NO_CACHE)
     main_file = tmp_path / "demo" / "main.beancount"
     (tmp_path / "demo" / "log" / "2026" / "11.beancount").unlink()  # the log reaches October
+    # ... which breaks the demo's seals: this copy is an unsealed ledger.
+    seal_line = 'plugin "beancount_credits.plugins.seal"\n'
+    main_file.write_text(main_file.read_text().replace(seal_line, ""))
     before = {path: path.read_text() for path in (tmp_path / "demo").rglob("*.beancount")}
     result = CliRunner().invoke(main, ["close-period", str(main_file), "--through", "2026-11-19"])
     assert result.exit_code == 1

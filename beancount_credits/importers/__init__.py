@@ -26,6 +26,7 @@ import beangulp
 from beancount.core import data
 
 from beancount_credits.config import CreditsConfig
+from beancount_credits.importers import sealing
 from beancount_credits.importers.events import ReadError, Row, read_rows, sniff_format
 from beancount_credits.importers.ingest import (
     ImportFailed,
@@ -110,6 +111,11 @@ class EventsImporter(beangulp.Importer):
                 lines.append(
                     f"{filepath}:{edit.line}: event {edit.event_id!r}: changes an entry already "
                     f"in the ledger ({edit.kind}); import this file with bean-credits import"
+                )
+            for what in sealing.touching(result, index, sealing.sealed_day(existing or [])):
+                lines.append(
+                    f"{filepath}: event {what}: changes a sealed day; import this file with "
+                    "bean-credits import, which records the amendment"
                 )
             for entry in result.entries:
                 if isinstance(entry, data.Custom) and any(

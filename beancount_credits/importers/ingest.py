@@ -39,7 +39,9 @@ from typing import IO, Any
 from beancount import loader
 
 from beancount_credits import incremental, write
+from beancount_credits.amend import AmendError
 from beancount_credits.importers import plan as planning
+from beancount_credits.importers import sealing
 from beancount_credits.importers.events import (
     NotText,
     Problem,
@@ -400,6 +402,7 @@ def _import_locked(
     config = find_config(options)
     files = write.ledger_files(main, options)
     index = planning.LedgerIndex.from_entries(entries, config)
+    sealed = sealing.sealed_day(entries)
     # The parsed entries are not needed beyond the index: free them before the
     # staged check loads the ledger again (peak memory).
     del entries
@@ -414,7 +417,14 @@ def _import_locked(
             skip |= set(planned.problems)
             continue  # plan again without them: later rows may have leaned on them
         changes, batch_path, starts = changes_for(main, options, planned, source)
+        touching = sealing.touching(planned, index, sealed)
         planned.entries.clear()  # they are text now; free them before the check loads
+        if touching:
+            # Events of days already sealed: the change is an amendment, made here.
+            try:
+                changes = sealing.amended(main, files, changes, source.name, touching)
+            except AmendError as exc:
+                raise ImportFailed(f"{source.name}: {exc}; nothing was imported") from None
         message = f"import {source.name}: {planned.new} new, {planned.already} already imported"
         try:
             if skip and not skip_invalid:

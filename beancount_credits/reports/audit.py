@@ -8,7 +8,11 @@
 - **changed-history**: a recorded balance or expiry the ledger no longer
   agrees with (see ``bean-credits verify``);
 - **unusual**: a day on which a user drew down more than ``factor`` times
-  their median day (over at least ``MIN_DAYS`` active days).
+  their median day (over at least ``MIN_DAYS`` active days);
+- **amendment**: a recorded change of sealed days (``custom "credits-amend"``):
+  the first day changed, the reason, the approver and the git author;
+- **broken-seal**: a sealed day whose entries changed without an amendment,
+  what differs and who changed it (git).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits import provenance, verify
+from beancount_credits import provenance, seal_history, verify
 from beancount_credits.engine import is_generated
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell, Column, Filters, Table
@@ -145,6 +149,10 @@ def report(ledger: Ledger, filters: Filters) -> Table:
             f"({verify.where(record.entry.meta, root)})",
             ", ".join(sorted(authors)),
         )
+
+    if filters.user is None and filters.segment is None and filters.commodity is None:
+        # Amendments and broken seals concern days of the whole ledger, not one user.
+        rows += [row for row in seal_history.audit_rows(ledger, blame) if in_range(filters, row[0])]
 
     factor = filters.factor if filters.factor is not None else DEFAULT_FACTOR
     for (account, currency, date), total, median in unusual_days(ledger, factor):

@@ -760,6 +760,7 @@ plugin "beancount_credits.plugins.expire"
 plugin "beancount_credits.plugins.daily_balances"
 plugin "beancount_credits.plugins.policy"
 plugin "beancount_credits.plugins.settings"
+plugin "beancount_credits.plugins.seal"
 
 include "accounts.beancount"
 include "settings.beancount"
