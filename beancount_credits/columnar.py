@@ -204,6 +204,7 @@ class ExportResult:
     written: list[str]
     skipped: list[str]
     removed: list[str]
+    loaded: list[str] = dataclasses.field(default_factory=list)  # periods loaded, by name
 
     def summary(self) -> str:
         return (
@@ -574,6 +575,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
 
     writer = Writer(out, old)
     records: list[dict[str, Any]] = []
+    loaded = [active.name]
     active_record = period_record(active, None, writer.period(active_ledger, active), active_ledger)
     writer.dataset("users", user_rows(active_ledger), None)
     del active_ledger  # the caller's reference aside, the active load is released here
@@ -594,6 +596,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
             period_ledger = columnar_periods.load_closed(period, loaded_chart)
         except columnar_periods.PeriodError as exc:
             raise ColumnarError(str(exc)) from None
+        loaded.append(period.name)
         hashes = writer.period(period_ledger, period)
         records.append(period_record(period, keys[period], hashes, period_ledger))
         del period_ledger  # one closed period in memory at a time
@@ -614,7 +617,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
     manifest_text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
     if writer.written or removed or old != json.loads(manifest_text):
         write.write_atomic(out / MANIFEST, manifest_text)
-    return ExportResult(writer.written, writer.skipped, removed)
+    return ExportResult(writer.written, writer.skipped, removed, loaded)
 
 
 def load_active(main: Path) -> Ledger:
