@@ -11,7 +11,8 @@ once do not see each other's views).
 The session is Spark's active one, or a new one (``appName`` bean-credits)
 that takes its master and settings from ``spark-submit`` or
 ``spark-defaults.conf``; run alone, that is local mode on every core. Nothing
-runs as Python on the executors: they need Spark only, not this package.
+runs as Python on the executors (no Python data or functions are shipped to
+them): they need Spark only, not this package.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class SparkSource:
             if any(relative.startswith(f"{name}/") for relative in files):
                 frame = self.spark.read.schema(schema_ddl(name, True)).parquet(f"{base}/{name}")
             else:  # an empty dataset: the schema alone
-                frame = self.spark.createDataFrame([], schema_ddl(name, True))
+                frame = self.empty(name)
             frame.createOrReplaceTempView(name)
         users = self.spark.read.schema(schema_ddl("users", False))
         users.parquet(f"{base}/users/users.parquet").createOrReplaceTempView("users")
@@ -127,6 +128,21 @@ class SparkSource:
         for row in self.spark.sql(query, args=used(query, params)).toLocalIterator():
             yield tuple(row)
 
+    def empty(self, name: str) -> Any:
+        """A dataset with no rows, made in the JVM (no Python data shipped to executors)."""
+        from pyspark.sql import functions
+
+        columns = [
+            functions.lit(None).cast(spark_type(field.type)).alias(field.name)
+            for field in columnar.SCHEMAS[name]
+        ]
+        return self.spark.range(0).select(
+            *columns, functions.lit(None).cast("STRING").alias("month")
+        )
+
     def register_days(self, first: datetime.date, last: datetime.date) -> None:
-        days = [(first + datetime.timedelta(days=n),) for n in range((last - first).days + 1)]
-        self.spark.createDataFrame(days, "day DATE").createOrReplaceTempView("days")
+        days = self.spark.sql(
+            "SELECT explode(sequence(:first, :last, INTERVAL 1 DAY)) AS day",
+            args={"first": first, "last": last},
+        )
+        days.createOrReplaceTempView("days")
