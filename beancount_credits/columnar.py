@@ -56,18 +56,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import glob
 import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from beancount.core import data
 
 from beancount_credits import columnar_periods, engine, incremental, write
@@ -80,119 +79,105 @@ from beancount_credits.reports.statement import classify
 FORMAT = "beancount-credits-parquet/4"  # bump when a schema changes: everything is rewritten
 MANIFEST = "manifest.json"
 PART_GLOB = "*.parquet"  # a month folder holds one file per period with rows in that month
-NUMBER = pa.decimal128(38, 9)
 
 
 class ColumnarError(Exception):
     """An export that cannot be written as asked; the message says why."""
 
 
-SCHEMAS: dict[str, pa.Schema] = {
-    "postings": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("txn_id", pa.string()),
-            ("flag", pa.string()),
-            ("payee", pa.string()),
-            ("narration", pa.string()),
-            ("tags", pa.list_(pa.string())),
-            ("links", pa.list_(pa.string())),
-            ("account", pa.string()),
-            ("user_id", pa.string()),
-            ("commodity", pa.string()),
-            ("number", NUMBER),
-            ("places", pa.int8()),
-            ("kind", pa.string()),
-            ("member", pa.string()),
-            ("session", pa.string()),
-            ("order_id", pa.string()),
-            ("reverses", pa.string()),
-            ("generated", pa.bool_()),
-            ("filename", pa.string()),
-            ("lineno", pa.int64()),
-        ]
-    ),
-    "grants": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("grant_id", pa.string()),
-            ("txn_id", pa.string()),
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("commodity", pa.string()),
-            ("amount", NUMBER),
-            ("amount_places", pa.int8()),
-            ("repaid", NUMBER),
-            ("repaid_places", pa.int8()),
-            ("expires", pa.date32()),
-            ("priority", pa.int64()),
-            ("unit_cost", NUMBER),
-            ("unit_cost_places", pa.int32()),  # decimal places as written: 0.10 -> 2
-            ("cost_currency", pa.string()),
-            ("source", pa.string()),
-        ]
-    ),
-    "consumption": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("txn_id", pa.string()),
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("commodity", pa.string()),
-            ("grant_id", pa.string()),
-            ("amount", NUMBER),
-            ("places", pa.int8()),
-            ("restored", NUMBER),
-        ]
-    ),
-    "expiries": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("txn_id", pa.string()),
-            ("grant_id", pa.string()),
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("commodity", pa.string()),
-            ("amount", NUMBER),
-            ("places", pa.int8()),
-        ]
-    ),
-    "reversals": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("txn_id", pa.string()),
-            ("reverses", pa.string()),
-            ("kind", pa.string()),
-            ("grant_id", pa.string()),
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("commodity", pa.string()),
-            ("amount", NUMBER),
-            ("places", pa.int8()),
-        ]
-    ),
-    "balances": pa.schema(
-        [
-            ("date", pa.date32()),
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("commodity", pa.string()),
-            ("change", NUMBER),
-            ("change_places", pa.int8()),
-            ("balance", NUMBER),
-            ("balance_places", pa.int8()),
-        ]
-    ),
-    "users": pa.schema(
-        [
-            ("user_id", pa.string()),
-            ("account", pa.string()),
-            ("segment", pa.string()),
-            ("close_date", pa.date32()),
-        ]
-    ),
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "postings": [
+        ("date", "date"),
+        ("txn_id", "string"),
+        ("flag", "string"),
+        ("payee", "string"),
+        ("narration", "string"),
+        ("tags", "strings"),
+        ("links", "strings"),
+        ("account", "string"),
+        ("user_id", "string"),
+        ("commodity", "string"),
+        ("number", "number"),
+        ("places", "int8"),
+        ("kind", "string"),
+        ("member", "string"),
+        ("session", "string"),
+        ("order_id", "string"),
+        ("reverses", "string"),
+        ("generated", "bool"),
+        ("filename", "string"),
+        ("lineno", "int64"),
+    ],
+    "grants": [
+        ("date", "date"),
+        ("grant_id", "string"),
+        ("txn_id", "string"),
+        ("user_id", "string"),
+        ("account", "string"),
+        ("commodity", "string"),
+        ("amount", "number"),
+        ("amount_places", "int8"),
+        ("repaid", "number"),
+        ("repaid_places", "int8"),
+        ("expires", "date"),
+        ("priority", "int64"),
+        ("unit_cost", "number"),
+        ("unit_cost_places", "int32"),  # decimal places as written: 0.10 -> 2
+        ("cost_currency", "string"),
+        ("source", "string"),
+    ],
+    "consumption": [
+        ("date", "date"),
+        ("txn_id", "string"),
+        ("user_id", "string"),
+        ("account", "string"),
+        ("commodity", "string"),
+        ("grant_id", "string"),
+        ("amount", "number"),
+        ("places", "int8"),
+        ("restored", "number"),
+    ],
+    "expiries": [
+        ("date", "date"),
+        ("txn_id", "string"),
+        ("grant_id", "string"),
+        ("user_id", "string"),
+        ("account", "string"),
+        ("commodity", "string"),
+        ("amount", "number"),
+        ("places", "int8"),
+    ],
+    "reversals": [
+        ("date", "date"),
+        ("txn_id", "string"),
+        ("reverses", "string"),
+        ("kind", "string"),
+        ("grant_id", "string"),
+        ("user_id", "string"),
+        ("account", "string"),
+        ("commodity", "string"),
+        ("amount", "number"),
+        ("places", "int8"),
+    ],
+    "balances": [
+        ("date", "date"),
+        ("user_id", "string"),
+        ("account", "string"),
+        ("commodity", "string"),
+        ("change", "number"),
+        ("change_places", "int8"),
+        ("balance", "number"),
+        ("balance_places", "int8"),
+    ],
+    "users": [
+        ("user_id", "string"),
+        ("account", "string"),
+        ("segment", "string"),
+        ("close_date", "date"),
+    ],
 }
 PARTITIONED = ("postings", "grants", "consumption", "expiries", "reversals", "balances")
+ENGINE_DATASETS = ("grants", "consumption", "expiries", "reversals")  # the grant engine's records
 
 Row = tuple[Any, ...]
 
@@ -405,6 +390,27 @@ def user_rows(ledger: Ledger) -> Iterable[Row]:
 # --- Writing --------------------------------------------------------------------------------
 
 
+@functools.cache
+def arrow_schema(name: str) -> Any:
+    """A dataset's pyarrow schema (pyarrow is imported only when a file is written or read).
+
+    Numbers are ``decimal(38, 9)``; ``strings`` is a list of strings.
+    """
+    import pyarrow as pa
+
+    kinds = {
+        "date": pa.date32(),
+        "string": pa.string(),
+        "strings": pa.list_(pa.string()),
+        "number": pa.decimal128(38, 9),
+        "int8": pa.int8(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+    }
+    return pa.schema([(column, kinds[kind]) for column, kind in COLUMNS[name]])
+
+
 def digest(rows: list[Row]) -> str:
     hasher = hashlib.sha256()
     for row in rows:
@@ -413,8 +419,11 @@ def digest(rows: list[Row]) -> str:
     return hasher.hexdigest()
 
 
-def arrow_table(name: str, rows: list[Row]) -> pa.Table:
-    schema = SCHEMAS[name]
+def arrow_table(name: str, rows: list[Row]) -> Any:
+    import pyarrow as pa
+
+    arrow_memory()
+    schema = arrow_schema(name)
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     try:
         return pa.Table.from_arrays(
@@ -428,8 +437,22 @@ def arrow_table(name: str, rows: list[Row]) -> pa.Table:
         raise ColumnarError(f"{name}: {exc}") from None
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
+@functools.cache
+def arrow_memory() -> None:
+    """Arrow's buffers from the C allocator, which reuses what a released load freed.
+
+    (Its default, mimalloc, would add arenas of its own on top: +25 MiB at the
+    peak of the bench ledger's export.)
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+def write_parquet(path: Path, table: Any) -> None:
     """Write atomically: a temporary sibling, then rename."""
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, temporary, compression="zstd")
@@ -451,6 +474,27 @@ def check_manifest(manifest: object) -> bool:
 
 def part_name(name: str, month: str, period: Period) -> str:
     return f"{name}/month={month}/part-{period.tag}.parquet"
+
+
+def period_rows(
+    ledger: Ledger, period: Period, release: bool
+) -> Iterator[tuple[str, Iterable[Row]]]:
+    """Each dataset's rows of one period of a loaded ledger, one dataset at a time.
+
+    With ``release`` the engine's records are dropped from the ledger once
+    their rows are written, before the postings' rows are made, so the peak
+    stays near the load's own (``bench/bench_columnar.py``).
+    """
+    result = ledger.grants
+    yield "grants", grant_rows(ledger, result, period)
+    yield "consumption", consumption_rows(ledger, result, period)
+    yield "expiries", expiry_rows(ledger, result, period)
+    yield "reversals", reversal_rows(ledger, result, period)
+    del result
+    if release:  # memory the rows of the postings can reuse
+        ledger.__dict__.pop("grants", None)  # functools.cached_property keeps it there
+    yield "postings", posting_rows(ledger, period)
+    yield "balances", balance_rows(ledger, period)
 
 
 class Writer:
@@ -486,19 +530,10 @@ class Writer:
         self.hashes.update(hashes)
         return hashes
 
-    def period(self, ledger: Ledger, period: Period) -> dict[str, str]:
-        """Every dataset of one period, from its loaded ledger."""
-        result = ledger.grants
-        datasets: dict[str, Iterable[Row]] = {
-            "postings": posting_rows(ledger, period),
-            "grants": grant_rows(ledger, result, period),
-            "consumption": consumption_rows(ledger, result, period),
-            "expiries": expiry_rows(ledger, result, period),
-            "reversals": reversal_rows(ledger, result, period),
-            "balances": balance_rows(ledger, period),
-        }
+    def period(self, ledger: Ledger, period: Period, release: bool) -> dict[str, str]:
+        """Every dataset of one period, from its loaded ledger (one dataset in memory at a time)."""
         hashes: dict[str, str] = {}
-        for name, rows in datasets.items():  # one dataset in memory at a time
+        for name, rows in period_rows(ledger, period, release):
             hashes.update(self.dataset(name, rows, period))
         return hashes
 
@@ -576,7 +611,9 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
     writer = Writer(out, old)
     records: list[dict[str, Any]] = []
     loaded = [active.name]
-    active_record = period_record(active, None, writer.period(active_ledger, active), active_ledger)
+    owned = not isinstance(ledger, Ledger)
+    hashes = writer.period(active_ledger, active, release=owned)
+    active_record = period_record(active, None, hashes, transactions_span(active_ledger, active))
     writer.dataset("users", user_rows(active_ledger), None)
     del active_ledger  # the caller's reference aside, the active load is released here
     loaded_chart: columnar_periods.Chart | None = None
@@ -597,9 +634,10 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         except columnar_periods.PeriodError as exc:
             raise ColumnarError(str(exc)) from None
         loaded.append(period.name)
-        hashes = writer.period(period_ledger, period)
-        records.append(period_record(period, keys[period], hashes, period_ledger))
+        hashes = writer.period(period_ledger, period, release=True)
+        span = transactions_span(period_ledger, period)
         del period_ledger  # one closed period in memory at a time
+        records.append(period_record(period, keys[period], hashes, span))
     records.append(active_record)
     removed = sorted({*(set(writer.old_hashes) - set(writer.hashes)), *sweep(out, writer.hashes)})
     spans = [(record["first_date"], record["last_date"]) for record in records]
@@ -635,10 +673,12 @@ def load_active(main: Path) -> Ledger:
 
 
 def period_record(
-    period: Period, key: str | None, hashes: dict[str, str], ledger: Ledger
+    period: Period,
+    key: str | None,
+    hashes: dict[str, str],
+    span: tuple[datetime.date, datetime.date] | None,
 ) -> dict[str, Any]:
     """A period as the manifest keeps it: its days, key, files and transactions' span."""
-    span = transactions_span(ledger, period)
     return {
         "name": period.name,
         "first": None if period.first is None else period.first.isoformat(),

@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from beancount_credits import columnar
 from beancount_credits.columnar_reports import not_an_export, used
 from beancount_credits.reports.table import ReportError
@@ -34,25 +32,21 @@ Row = tuple[Any, ...]
 SESSION_CONF = {"spark.sql.decimalOperations.allowPrecisionLoss": "false"}
 
 
-def spark_type(arrow: pa.DataType) -> str:
-    """The Spark SQL type of an export column."""
-    if pa.types.is_decimal(arrow):
-        return f"DECIMAL({arrow.precision},{arrow.scale})"
-    if pa.types.is_list(arrow):
-        return f"ARRAY<{spark_type(arrow.value_type)}>"
-    simple = {
-        pa.date32(): "DATE",
-        pa.string(): "STRING",
-        pa.int8(): "TINYINT",
-        pa.int32(): "INT",
-        pa.int64(): "BIGINT",
-        pa.bool_(): "BOOLEAN",
-    }
-    return simple[arrow]
+SPARK_TYPES = {
+    "date": "DATE",
+    "string": "STRING",
+    "strings": "ARRAY<STRING>",
+    "number": "DECIMAL(38,9)",
+    "int8": "TINYINT",
+    "int32": "INT",
+    "int64": "BIGINT",
+    "bool": "BOOLEAN",
+}
 
 
 def schema_ddl(name: str, partitioned: bool) -> str:
-    columns = [f"`{field.name}` {spark_type(field.type)}" for field in columnar.SCHEMAS[name]]
+    """A dataset's schema as Spark DDL (``month``, from the folder name, for a partitioned one)."""
+    columns = [f"`{column}` {SPARK_TYPES[kind]}" for column, kind in columnar.COLUMNS[name]]
     if partitioned:
         columns.append("`month` STRING")
     return ", ".join(columns)
@@ -133,8 +127,8 @@ class SparkSource:
         from pyspark.sql import functions
 
         columns = [
-            functions.lit(None).cast(spark_type(field.type)).alias(field.name)
-            for field in columnar.SCHEMAS[name]
+            functions.lit(None).cast(SPARK_TYPES[kind]).alias(column)
+            for column, kind in columnar.COLUMNS[name]
         ]
         return self.spark.range(0).select(
             *columns, functions.lit(None).cast("STRING").alias("month")

@@ -109,7 +109,7 @@ def test_export_layout_is_hive_partitioned(export_dir: Path) -> None:
         files = sorted((export_dir / name / months[0]).iterdir())
         assert [path.name for path in files] == ["part-2025-09-01.parquet"], name
         table = pq.read_table(files[0])
-        assert table.schema.equals(columnar.SCHEMAS[name]), name
+        assert table.schema.equals(columnar.arrow_schema(name)), name
         for row in table.to_pylist():
             assert f"month={columnar.month_of(row['date'])}" == months[0]
     # DuckDB reads the folders as a table with the month column (as Spark and Trino do).
@@ -312,9 +312,9 @@ def test_export_of_a_closed_ledger_holds_the_never_closed_ledgers_rows(
     db = columnar_reports.open_source(closed_export).db
     for name in columnar.PARTITIONED:
         columns = ", ".join(
-            f'"{field.name}"'
-            for field in columnar.SCHEMAS[name]
-            if field.name not in ("filename", "lineno")
+            f'"{column}"'
+            for column, _kind in columnar.COLUMNS[name]
+            if column not in ("filename", "lineno")
         )
 
         def rows(folder: Path, name: str = name, columns: str = columns) -> list[tuple]:
