@@ -45,7 +45,7 @@ CASES: list[tuple[str, Filters]] = [
     ("balances", Filters(date_to=END, sort="CREDIT", desc=True)),
 ]
 # The same on Spark, one or two of each report (a Spark query costs about a second).
-SPARK_CASES = [CASES[i] for i in (2, 3, 7, 9, 11, 13, 15, 16, 18, 19)]
+SPARK_CASES = [CASES[i] for i in (2, 3, 7, 13, 15, 19)]
 
 
 @pytest.fixture(scope="module")
@@ -463,11 +463,18 @@ def small_exports(tmp_path_factory):  # type: ignore[no-untyped-def]
     return exports
 
 
-@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+ENGINE_CASES = [(case, "duckdb") for case in SMALL_CASES] + [
+    # On Spark: the reversals in several parts, and every case with decimal places.
+    (case, "spark")
+    for index, case in enumerate(SMALL_CASES)
+    if case[0] == "fractions" or index in (1, 4)
+]
+
+
 @pytest.mark.parametrize(
-    ("ledger_name", "name", "filters"),
-    SMALL_CASES,
-    ids=[f"{ledger}-{n}-{i}" for i, (ledger, n, _) in enumerate(SMALL_CASES)],
+    ("ledger_name", "name", "filters", "engine"),
+    [(*case, engine) for case, engine in ENGINE_CASES],
+    ids=[f"{engine}-{case[0]}-{case[1]}-{i}" for i, (case, engine) in enumerate(ENGINE_CASES)],
 )
 def test_small_ledger_report_equals_ledger_report(  # type: ignore[no-untyped-def]
     ledger_name, name, filters, engine, small_exports, request
