@@ -625,7 +625,7 @@ def export_parquet(ledger: Path, output: Path) -> None:
     Closed periods are exported once, from their archive; each run loads the
     active period only (and a closed period whose archive changed).
     """
-    from beancount_credits import columnar  # pyarrow only when asked for
+    from beancount_credits import columnar  # duckdb only when asked for
 
     try:
         result = columnar.export(ledger, output)  # loads one period at a time

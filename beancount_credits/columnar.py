@@ -42,8 +42,11 @@ Peak memory is that of the largest period, never the history's.
 rows depend on and a content hash of every file. A closed period whose key did
 not change is neither loaded nor written again; the active period is loaded
 every time and only its files whose rows changed are rewritten (to a temporary
-file, then renamed). Files no period produces any more are removed. The
-manifest is written last, so an interrupted export is redone next time.
+file, then renamed). Rows stream through once, hashed and staged as JSON Lines
+with exact decimal text, and DuckDB writes the Parquet file of a partition
+that changed: no list of rows or Arrow table is held. Files no period
+produces any more are removed. The manifest is written last, so an
+interrupted export is redone next time.
 
 **Staleness.** The manifest also records every ledger file the export was
 made from (size, mtime, SHA-256; the archives' too) and the include patterns in
@@ -56,12 +59,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import glob
 import hashlib
 import json
 import os
-from collections import defaultdict
+import shutil
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -390,73 +392,46 @@ def user_rows(ledger: Ledger) -> Iterable[Row]:
 # --- Writing --------------------------------------------------------------------------------
 
 
-@functools.cache
-def arrow_schema(name: str) -> Any:
-    """A dataset's pyarrow schema (pyarrow is imported only when a file is written or read).
-
-    Numbers are ``decimal(38, 9)``; ``strings`` is a list of strings.
-    """
-    import pyarrow as pa
-
-    kinds = {
-        "date": pa.date32(),
-        "string": pa.string(),
-        "strings": pa.list_(pa.string()),
-        "number": pa.decimal128(38, 9),
-        "int8": pa.int8(),
-        "int32": pa.int32(),
-        "int64": pa.int64(),
-        "bool": pa.bool_(),
-    }
-    return pa.schema([(column, kinds[kind]) for column, kind in COLUMNS[name]])
+# The DuckDB type of each column kind (DuckDB writes the Parquet files).
+DUCKDB_TYPES = {
+    "date": "DATE",
+    "string": "VARCHAR",
+    "strings": "VARCHAR[]",
+    "number": "DECIMAL(38,9)",
+    "int8": "TINYINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "bool": "BOOLEAN",
+}
+STAGING = ".bean-credits-staging"  # a run's temporaries, under the export folder
 
 
-def digest(rows: list[Row]) -> str:
-    hasher = hashlib.sha256()
-    for row in rows:
-        hasher.update(repr(row).encode())
-        hasher.update(b"\n")
-    return hasher.hexdigest()
+def sql_text(value: str) -> str:
+    """A string as an SQL literal (DuckDB: quotes doubled, no backslash escapes)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
-def arrow_table(name: str, rows: list[Row]) -> Any:
-    import pyarrow as pa
-
-    arrow_memory()
-    schema = arrow_schema(name)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    try:
-        return pa.Table.from_arrays(
-            [
-                pa.array(column, type=field.type)
-                for column, field in zip(columns, schema, strict=True)
-            ],
-            schema=schema,
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ColumnarError(f"{name}: {exc}") from None
+def json_value(name: str, value: object) -> object:
+    """A row's value as JSON: exact decimal text, ISO dates, lists."""
+    if isinstance(value, Decimal):
+        if places(value) > 9:
+            raise ColumnarError(
+                f"{name}: {value} has more than 9 decimal places (the export keeps 9)"
+            )
+        return format(value, "f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
-@functools.cache
-def arrow_memory() -> None:
-    """Arrow's buffers from the C allocator, which reuses what a released load freed.
-
-    (Its default, mimalloc, would add arenas of its own on top: +25 MiB at the
-    peak of the bench ledger's export.)
-    """
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
-def write_parquet(path: Path, table: Any) -> None:
-    """Write atomically: a temporary sibling, then rename."""
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, path)
+def empty_select(name: str) -> str:
+    """A query with a dataset's columns and no rows (an empty dataset's view)."""
+    columns = ", ".join(
+        f'CAST(NULL AS {DUCKDB_TYPES[kind]}) AS "{column}"' for column, kind in COLUMNS[name]
+    )
+    return f"SELECT {columns} WHERE false"
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -498,7 +473,13 @@ def period_rows(
 
 
 class Writer:
-    """Writes partitions whose rows changed; remembers what it wrote, skipped and kept."""
+    """Writes partitions whose rows changed; remembers what it wrote, skipped and kept.
+
+    A dataset's rows stream through once: each partition's rows are hashed and
+    staged as JSON Lines (exact decimal text), and DuckDB turns a staged file
+    whose hash changed into the partition's Parquet file. No list of rows, no
+    Arrow table: the export's memory is the loaded period's.
+    """
 
     def __init__(self, out: Path, old: dict[str, Any]) -> None:
         self.out = out
@@ -506,32 +487,83 @@ class Writer:
         self.hashes: dict[str, str] = {}
         self.written: list[str] = []
         self.skipped: list[str] = []
+        self.staging = out / STAGING
+        shutil.rmtree(self.staging, ignore_errors=True)  # an interrupted run's
+        self.staged = 0
+        self.db: Any = None
 
     def dataset(self, name: str, rows: Iterable[Row], period: Period | None) -> dict[str, str]:
         """Write one dataset of one period (None: the unpartitioned ``users``)."""
-        partitions: dict[str, list[Row]] = defaultdict(list)
+        columns = [column for column, _kind in COLUMNS[name]]
+        partitions: dict[str, tuple[Any, Any, Path]] = {}
         if period is None:
-            partitions[f"{name}/{name}.parquet"] = list(rows)
-        else:
+            partitions[f"{name}/{name}.parquet"] = self.stage()
+        try:
             for row in rows:
-                partitions[part_name(name, month_of(row[0]), period)].append(row)
+                relative = (
+                    f"{name}/{name}.parquet"
+                    if period is None
+                    else part_name(name, month_of(row[0]), period)
+                )
+                state = partitions.get(relative) or partitions.setdefault(relative, self.stage())
+                hasher, handle, _path = state
+                hasher.update(repr(row).encode())
+                hasher.update(b"\n")
+                values = {
+                    column: json_value(name, value)
+                    for column, value in zip(columns, row, strict=True)
+                }
+                handle.write(json.dumps(values, ensure_ascii=False))
+                handle.write("\n")
+        finally:
+            for _hasher, handle, _path in partitions.values():
+                handle.close()
         hashes = {}
         for relative in sorted(partitions):
-            month_rows = partitions.pop(relative)  # one partition's table in memory at a time
-            hashes[relative] = digest(month_rows)
-            if (
-                self.old_hashes.get(relative) == hashes[relative]
-                and (self.out / relative).is_file()
-            ):
+            hasher, _handle, staged = partitions[relative]
+            hashes[relative] = hasher.hexdigest()
+            unchanged = self.old_hashes.get(relative) == hashes[relative]
+            if unchanged and (self.out / relative).is_file():
                 self.skipped.append(relative)
-                continue
-            write_parquet(self.out / relative, arrow_table(name, month_rows))
-            self.written.append(relative)
+            else:
+                self.write_parquet(name, staged, self.out / relative)
+                self.written.append(relative)
+            staged.unlink()
         self.hashes.update(hashes)
         return hashes
 
+    def stage(self) -> tuple[Any, Any, Path]:
+        """A new staged file: (hash of its rows, its handle, its path)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.staged += 1
+        path = self.staging / f"{self.staged}.jsonl"
+        return hashlib.sha256(), path.open("w", encoding="utf-8"), path
+
+    def write_parquet(self, name: str, staged: Path, path: Path) -> None:
+        """The staged rows as a Parquet file, written atomically (a temporary, then rename)."""
+        if self.db is None:
+            import duckdb  # only when a file is written
+
+            self.db = duckdb.connect()
+            self.db.execute("SET preserve_insertion_order = true")  # the rows' order is theirs
+            self.db.execute("SET threads = 1")  # one file at a time: a thread's buffers, not two
+        types = ", ".join(
+            f"{sql_text(column)}: {sql_text(DUCKDB_TYPES[kind])}" for column, kind in COLUMNS[name]
+        )
+        select = ", ".join(f'"{column}"' for column, _kind in COLUMNS[name])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        self.db.execute(
+            f"COPY (SELECT {select} FROM read_json({sql_text(str(staged))}, "
+            f"format = 'newline_delimited', columns = {{{types}}})) "
+            f"TO {sql_text(str(temporary))} "
+            # Smaller row groups than DuckDB's default: less buffered per file.
+            "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)"
+        )
+        os.replace(temporary, path)
+
     def period(self, ledger: Ledger, period: Period, release: bool) -> dict[str, str]:
-        """Every dataset of one period, from its loaded ledger (one dataset in memory at a time)."""
+        """Every dataset of one period, from its loaded ledger (one dataset at a time)."""
         hashes: dict[str, str] = {}
         for name, rows in period_rows(ledger, period, release):
             hashes.update(self.dataset(name, rows, period))
@@ -541,6 +573,11 @@ class Writer:
         """A closed period exported before and unchanged: its files stay as they are."""
         self.hashes.update(hashes)
         self.skipped.extend(sorted(hashes))
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def sweep(out: Path, keep: Iterable[str]) -> list[str]:
@@ -609,36 +646,41 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         keys[period] = columnar_periods.period_key(FORMAT, period, files, chart, plugins)
 
     writer = Writer(out, old)
-    records: list[dict[str, Any]] = []
-    loaded = [active.name]
-    owned = not isinstance(ledger, Ledger)
-    hashes = writer.period(active_ledger, active, release=owned)
-    active_record = period_record(active, None, hashes, transactions_span(active_ledger, active))
-    writer.dataset("users", user_rows(active_ledger), None)
-    del active_ledger  # the caller's reference aside, the active load is released here
-    loaded_chart: columnar_periods.Chart | None = None
-    for period in closed:
-        before = old_periods.get(period.name)
-        if (
-            before is not None
-            and before.get("key") == keys[period]
-            and all((out / relative).is_file() for relative in before.get("partitions", {}))
-        ):
-            writer.keep(before["partitions"])
-            records.append(before)
-            continue
-        try:
-            if loaded_chart is None:
-                loaded_chart = columnar_periods.parse_chart(main)
-            period_ledger = columnar_periods.load_closed(period, loaded_chart)
-        except columnar_periods.PeriodError as exc:
-            raise ColumnarError(str(exc)) from None
-        loaded.append(period.name)
-        hashes = writer.period(period_ledger, period, release=True)
-        span = transactions_span(period_ledger, period)
-        del period_ledger  # one closed period in memory at a time
-        records.append(period_record(period, keys[period], hashes, span))
-    records.append(active_record)
+    try:
+        records: list[dict[str, Any]] = []
+        loaded = [active.name]
+        owned = not isinstance(ledger, Ledger)
+        hashes = writer.period(active_ledger, active, release=owned)
+        active_record = period_record(
+            active, None, hashes, transactions_span(active_ledger, active)
+        )
+        writer.dataset("users", user_rows(active_ledger), None)
+        del active_ledger  # the caller's reference aside, the active load is released here
+        loaded_chart: columnar_periods.Chart | None = None
+        for period in closed:
+            before = old_periods.get(period.name)
+            if (
+                before is not None
+                and before.get("key") == keys[period]
+                and all((out / relative).is_file() for relative in before.get("partitions", {}))
+            ):
+                writer.keep(before["partitions"])
+                records.append(before)
+                continue
+            try:
+                if loaded_chart is None:
+                    loaded_chart = columnar_periods.parse_chart(main)
+                period_ledger = columnar_periods.load_closed(period, loaded_chart)
+            except columnar_periods.PeriodError as exc:
+                raise ColumnarError(str(exc)) from None
+            loaded.append(period.name)
+            hashes = writer.period(period_ledger, period, release=True)
+            span = transactions_span(period_ledger, period)
+            del period_ledger  # one closed period in memory at a time
+            records.append(period_record(period, keys[period], hashes, span))
+        records.append(active_record)
+    finally:
+        writer.close()
     removed = sorted({*(set(writer.old_hashes) - set(writer.hashes)), *sweep(out, writer.hashes)})
     spans = [(record["first_date"], record["last_date"]) for record in records]
     firsts = [first for first, _last in spans if first is not None]

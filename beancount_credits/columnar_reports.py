@@ -81,8 +81,7 @@ class DuckDBSource:
                     f"read_parquet('{pattern}', hive_partitioning = true)"
                 )
             else:  # an empty dataset: the schema alone
-                self.db.register(f"{name}_empty", columnar.arrow_table(name, []))
-                self.db.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_empty")
+                self.db.execute(f"CREATE VIEW {name} AS {columnar.empty_select(name)}")
         users = str(folder / "users" / "users.parquet").replace("'", "''")
         self.db.execute(f"CREATE VIEW users AS SELECT * FROM read_parquet('{users}')")
 
@@ -98,10 +97,11 @@ class DuckDBSource:
             yield from batch
 
     def register_days(self, first: datetime.date, last: datetime.date) -> None:
-        import pyarrow as pa
-
-        days = [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
-        self.db.register("days", pa.table({"day": pa.array(days, type=pa.date32())}))
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE days AS SELECT CAST(range AS DATE) AS day FROM "
+            "range(CAST($first AS DATE), CAST($last AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY)",
+            {"first": first, "last": last},
+        )
 
 
 def open_source(location: str | Path, engine: str = "duckdb") -> Source:
