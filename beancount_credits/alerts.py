@@ -33,6 +33,7 @@ import dataclasses
 import datetime
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 
 from beancount.core import data
@@ -79,16 +80,9 @@ class Skipped:
     reason: str
 
 
-def engine_as_of(ledger: Ledger, date: datetime.date) -> engine.EngineResult:
-    """The grant ledger as it stood at the end of ``date`` (expiries booked through it)."""
-    entries = [entry for entry in ledger.entries if entry.date <= date]
-    return engine.run(entries, dataclasses.replace(ledger.config, annotate=False), through=date)
-
-
 def balances_as_of(ledger: Ledger, date: datetime.date) -> dict[tuple[str, str], Decimal]:
-    """End-of-day balance of every wallet and credit type on ``date``."""
-    result = engine_as_of(ledger, date)
-    return {key: wallet.balance for key, wallet in result.wallets.items()}
+    """End-of-day balance of every wallet and credit type on ``date`` (the ledger as of it)."""
+    return ledger.as_of(date).balances()
 
 
 def balance_history(
@@ -152,7 +146,8 @@ def low_balance_episode(
 
 def due(ledger: Ledger, conf: settings.Settings, date: datetime.date) -> list[Alert]:
     """Every alert due on ``date``, in a stable order."""
-    result = engine_as_of(ledger, date)
+    view = ledger.as_of(date)
+    result = view.result
     live = {
         user.account: user
         for user in ledger.users.values()
@@ -160,7 +155,7 @@ def due(ledger: Ledger, conf: settings.Settings, date: datetime.date) -> list[Al
     }
     alerts: list[Alert] = []
     commodities = settings.threshold_commodities(conf)
-    history = balance_history(result.entries, set(live))
+    history = balance_history(view.entries, set(live))
     for (account, commodity), days in sorted(history.items()):
         if commodity not in commodities:
             continue
@@ -271,10 +266,17 @@ def failed_topup_alerts(
 
 
 def to_deliver(
-    ledger: Ledger, conf: settings.Settings, alerts: list[Alert], date: datetime.date
+    ledger: Ledger,
+    conf: settings.Settings,
+    alerts: list[Alert],
+    date: datetime.date,
+    sent: Sequence[data.Custom] = (),
 ) -> tuple[list[Delivery], list[Skipped]]:
-    """For each due alert and channel: deliver it, or why not (sent already, opted out...)."""
-    history = records.deliveries(ledger.entries)
+    """For each due alert and channel: deliver it, or why not (sent already, opted out...).
+
+    ``sent``: delivery records not in the ledger yet (a dead run's sent journal).
+    """
+    history = records.deliveries([*ledger.entries, *sent])
     delivered = {
         (item.notification, item.channel) for item in history if item.status == "delivered"
     }

@@ -15,13 +15,18 @@ only — credentials never from the ledger or the command line:
 ``BEAN_CREDITS_WEBHOOK_TIMEOUT``          seconds per attempt (default 5)
 ``BEAN_CREDITS_WEBHOOK_ATTEMPTS``         attempts per run (default 3)
 ``BEAN_CREDITS_WEBHOOK_BACKOFF``          seconds before the 2nd attempt, doubled after (default 1)
+``BEAN_CREDITS_WEBHOOK_ALLOW_PRIVATE``    ``1``: allow loopback, private and link-local targets
 ========================================  ===============================================
 
 A webhook POST carries ``X-Credits-Notification-Id``, ``X-Credits-Timestamp``
 and ``X-Credits-Signature: sha256=<hex>``, the HMAC-SHA256 with the secret of
 ``<timestamp>.<body>``; the receiver recomputes it and may reject old
 timestamps. A 2xx is delivered; a 5xx, 408, 429, a timeout or a refused
-connection is retried with exponential backoff; another 4xx fails at once.
+connection is retried with exponential backoff; another 4xx, a 3xx (redirects
+are not followed) or a refused target fails at once. Only ``http``/``https``
+URLs whose host resolves to public addresses are posted to (the connection
+goes to the address checked), unless ``BEAN_CREDITS_WEBHOOK_ALLOW_PRIVATE=1``.
+An email goes to one address, checked again before sending.
 
 The in-app outbox is a JSON Lines file (one notification per line); an app
 reads it and acknowledges notifications by appending ``{"ack": "<id>"}`` lines
@@ -36,6 +41,8 @@ import dataclasses
 import email.message
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import os
 import smtplib
@@ -43,10 +50,12 @@ import socket
 import ssl
 import time
 import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from beancount_credits import write
 
 ENV = "BEAN_CREDITS_"
 
@@ -146,6 +155,12 @@ class EmailChannel:
         return smtp
 
     def send(self, message: Message, address: str) -> int:
+        from beancount_credits.settings import check_email
+
+        try:
+            check_email(address)  # one address: no header injection, no extra recipients
+        except ValueError as exc:
+            raise DeliveryError(f"refused: {exc}", attempts=0) from None
         mail = email.message.EmailMessage()
         mail["From"] = self.config.sender
         mail["To"] = address
@@ -157,7 +172,7 @@ class EmailChannel:
         mail.set_content(message.body)
         smtp = self._connect()
         try:
-            smtp.send_message(mail)
+            smtp.send_message(mail, to_addrs=[address])
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise DeliveryError(f"SMTP: {_describe(exc)}") from None
@@ -179,18 +194,100 @@ class WebhookConfig:
     timeout: float = 5.0
     attempts: int = 3
     backoff: float = 1.0
+    allow_private: bool = False  # private, loopback and link-local targets (off: refused)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WebhookConfig | None:
         secret = env.get(ENV + "WEBHOOK_SECRET")
         if not secret:
             return None
+        allow = env.get(ENV + "WEBHOOK_ALLOW_PRIVATE", "0").strip().lower()
+        if allow not in ("1", "0", "true", "false", "yes", "no", ""):
+            raise ValueError(
+                f"environment variable {ENV}WEBHOOK_ALLOW_PRIVATE={allow!r}: use 1 or 0"
+            )
         return cls(
             secret=secret,
             timeout=_number(env, "WEBHOOK_TIMEOUT", 5.0),
             attempts=max(1, int(_number(env, "WEBHOOK_ATTEMPTS", 3))),
             backoff=_number(env, "WEBHOOK_BACKOFF", 1.0),
+            allow_private=allow in ("1", "true", "yes"),
         )
+
+
+class Refused(DeliveryError):
+    """A webhook target that is not allowed (scheme, or a private address); never retried."""
+
+
+def webhook_target(url: str, allow_private: bool) -> tuple[str, str, int, str]:
+    """(scheme, host, port, resolved address) of a webhook URL, or :class:`Refused`.
+
+    Only ``http`` and ``https``; the host's addresses must all be public
+    unless ``allow_private`` (``BEAN_CREDITS_WEBHOOK_ALLOW_PRIVATE=1``): a
+    URL in the ledger must not make the notifier reach the loopback, the
+    private network, link-local (cloud metadata) or multicast addresses. The
+    connection is made to the address checked here, so a second DNS answer
+    cannot change it.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise Refused(f"webhook URL {url!r}: {exc}", attempts=0) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Refused(f"webhook URL {url!r}: only http:// and https:// URLs", attempts=0)
+    host = parts.hostname
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise DeliveryError(f"webhook host {host!r}: {_describe(exc)}") from None
+    addresses = [str(info[4][0]) for info in found]
+    if not allow_private:
+        for address in addresses:
+            why = _not_public(address)
+            if why is not None:
+                raise Refused(
+                    f"webhook URL {url!r} resolves to {address}, {why}; refused "
+                    f"(set {ENV}WEBHOOK_ALLOW_PRIVATE=1 to allow)",
+                    attempts=0,
+                )
+    return parts.scheme, host, port, addresses[0]
+
+
+def _not_public(address: str) -> str | None:
+    """Why an IP address is not a public unicast one (None: it is)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for name in ("loopback", "link_local", "unspecified", "multicast", "private", "reserved"):
+        if getattr(ip, f"is_{name}"):
+            return f"a {name.replace('_', '-')} address"
+    if not ip.is_global:
+        return "not a public address"
+    return None
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address checked by :func:`webhook_target`, not a new DNS answer."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: str, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        # The certificate is checked against the URL's host name (SNI too).
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -226,29 +323,38 @@ class WebhookChannel:
         for attempt in range(1, self.config.attempts + 1):
             if attempt > 1:
                 self.sleep(self.config.backoff * 2 ** (attempt - 2))
+            # Checked (and resolved) on every attempt: the answer may change between them.
+            scheme, host, port, resolved = webhook_target(address, self.config.allow_private)
             timestamp = str(int(time.time()))
-            request = urllib.request.Request(
-                address,
-                data=body,
-                method="POST",
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": "bean-credits",
-                    "X-Credits-Notification-Id": message.notification_id,
-                    "X-Credits-Timestamp": timestamp,
-                    "X-Credits-Signature": signature(self.config.secret, timestamp, body),
-                },
-            )
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "bean-credits",
+                "X-Credits-Notification-Id": message.notification_id,
+                "X-Credits-Timestamp": timestamp,
+                "X-Credits-Signature": signature(self.config.secret, timestamp, body),
+            }
+            kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+            connection = kind(host, port, resolved, self.config.timeout)
             try:
-                with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                    response.read()
-                return attempt
-            except urllib.error.HTTPError as exc:
-                reason = f"HTTP {exc.code} {exc.reason}"
-                if exc.code < 500 and exc.code not in _RETRY_STATUS:
-                    raise DeliveryError(reason, attempt) from None
-            except (urllib.error.URLError, OSError) as exc:
+                parts = urllib.parse.urlsplit(address)
+                path = parts.path or "/"
+                connection.request(
+                    "POST", path + (f"?{parts.query}" if parts.query else ""), body, headers
+                )
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+                reason = f"HTTP {status} {response.reason}"
+            except (OSError, http.client.HTTPException) as exc:
                 reason = _describe(exc)
+                continue
+            finally:
+                connection.close()
+            if 200 <= status < 300:
+                return attempt
+            # Redirects are not followed: a 3xx could point anywhere, the check above included.
+            if status < 500 and status not in _RETRY_STATUS:
+                raise DeliveryError(reason, attempt) from None
         raise DeliveryError(
             f"{reason} (after {self.config.attempts} attempts)", self.config.attempts
         )
@@ -308,7 +414,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     result = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    # "\n" only: a U+2028 inside a JSON string is not a line end (write.split_lines).
+    for line in write.split_lines(write.read_text(path)):
         try:
             document = json.loads(line)
         except json.JSONDecodeError:

@@ -15,7 +15,7 @@ from beancount.core import data
 
 from beancount_credits import __version__, daily, engine, exports, provenance, verify, write
 from beancount_credits import period as periods
-from beancount_credits.ledger import LedgerError, format_errors, load
+from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
 from beancount_credits.reports import REPORTS, Filters, ReportError
 from beancount_credits.reports import run as run_report
 from beancount_credits.reports.render import render_text
@@ -91,6 +91,11 @@ def main() -> None:
     show_default=True,
     help="What runs the queries on --source: DuckDB, or Apache Spark (local or spark-submit).",
 )
+@click.option(
+    "--raw-csv",
+    is_flag=True,
+    help="CSV: write text cells as they are (no ' before a leading =, +, -, @, tab or CR).",
+)
 def report(
     name: str,
     ledger: Path,
@@ -110,6 +115,7 @@ def report(
     output: Path | None,
     source: str | None = None,
     engine: str = "duckdb",
+    raw_csv: bool = False,
 ) -> None:
     """Print report NAME of LEDGER.
 
@@ -155,7 +161,7 @@ def report(
                     err=True,
                 )
             table = columnar_reports.run(name, opened, filters)
-            write_report(table, fmt, output, exports.ledger_name(ledger, {}))
+            write_report(table, fmt, output, exports.ledger_name(ledger, {}), raw_csv)
         except (ReportError, exports.ExportError) as exc:
             raise click.ClickException(str(exc)) from None
         return
@@ -164,8 +170,9 @@ def report(
     ledger = periods.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
+        say_as_of(loaded, date_to)
         table = run_report(name, loaded, filters)
-        write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options))
+        write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options), raw_csv)
     except (ReportError, LedgerError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -185,16 +192,18 @@ def check_output(fmt: str | None, output: Path | None) -> str:
     return fmt
 
 
-def write_report(table, fmt: str, output: Path | None, ledger_name: str) -> None:  # type: ignore[no-untyped-def]
+def write_report(
+    table, fmt: str, output: Path | None, ledger_name: str, raw_csv: bool = False
+) -> None:  # type: ignore[no-untyped-def]
     """The report to ``output``, or to standard output once it is complete."""
     if output is not None:
-        exports.export_file(table, fmt, output, ledger_name=ledger_name)
+        exports.export_file(table, fmt, output, ledger_name=ledger_name, raw_csv=raw_csv)
     elif fmt == "text":
         render_text(table, sys.stdout)
     else:
         # Spool to disk first: a report that fails half-way prints nothing.
         with tempfile.TemporaryFile() as spool:
-            exports.export(table, fmt, spool, ledger_name=ledger_name)
+            exports.export(table, fmt, spool, ledger_name=ledger_name, raw_csv=raw_csv)
             spool.seek(0)
             sys.stdout.flush()
             shutil.copyfileobj(spool, sys.stdout.buffer)
@@ -251,6 +260,13 @@ def echo_write(
         click.echo("  " + removed_as.format(path.resolve().relative_to(root)))
     if commit:
         click.echo(f"  committed {commit[:12]}")
+
+
+def say_as_of(ledger: Ledger, day: datetime.date) -> None:
+    """On stderr, one line when ``day`` is past what the ledger's text records."""
+    notice = ledger.as_of(day).notice()
+    if notice is not None:
+        click.echo(notice, err=True)
 
 
 def load_or_fail(  # type: ignore[no-untyped-def]
@@ -373,16 +389,24 @@ def notify(
         opened, off = notifier.open_channels(os.environ, inapp)
         if explain_user is not None:
             loaded = load_or_fail(ledger, allow_errors=False, cache=False)
+            say_as_of(loaded, day)
             click.echo("\n".join(notifier.explain(loaded, explain_user, day, off)))
             return
         with write.ledger_lock(ledger):
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
-            _conf, plan = notifier.prepare(loaded, day)
+            say_as_of(loaded, day)
+            # Sent by a run that died before recording: never sent again, recorded now.
+            sent = notifier.read_sent(ledger)
+            conf, plan = notifier.prepare(loaded, day, sent)
             sendable = [item for item in plan.todo if item.channel not in off]
             click.echo(
                 f"notify {day}: {len(plan.alerts)} alert(s) due, {len(sendable)} delivery(ies) "
                 f"to make" + (" (dry run)" if dry_run else "")
             )
+            if sent:
+                click.echo(f"  {len(sent)} delivery(ies) of an interrupted run: recorded now")
+            for error in conf.address_errors:
+                click.echo(f"  {write.error_messages([error])[0]} (no email to this user)")
             for channel, reason in sorted(off.items()):
                 if any(item.channel == channel for item in plan.todo):
                     click.echo(f"  {channel}: channel {reason}; its deliveries wait")
@@ -393,8 +417,10 @@ def notify(
                         f"{item.alert.user_id} by {item.channel}: {item.alert.subject}"
                     )
                 return
-            outcomes = notifier.deliver(plan, opened, notifier.Templates(templates))
-            changes = notifier.record_changes(loaded, outcomes, day)
+            outcomes = notifier.deliver(
+                plan, opened, notifier.Templates(templates), journal=notifier.sent_path(ledger)
+            )
+            changes = notifier.record_changes(loaded, outcomes, day, sent)
             delivered = sum(1 for item in outcomes if item.status == "delivered")
             failed = len(outcomes) - delivered
             result = write.apply(
@@ -405,6 +431,7 @@ def notify(
                 commit=commit,
                 prepared=loaded.prepared,
             )
+            notifier.clear_sent(ledger)
     except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     for item in outcomes:
@@ -456,6 +483,7 @@ def topup_command(
     try:
         with write.ledger_lock(ledger):
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            say_as_of(loaded, now.date())
             conf = settings.of(loaded)
             if conf.errors:
                 raise notifier.NotifyError(notifier._settings_errors(conf))
@@ -558,12 +586,32 @@ def import_command(
 @click.option("--port", "-p", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--edit", is_flag=True, help="Allow editing in Fava (default: read-only).")
 @click.option("--prefix", metavar="PATH", help="Serve under this URL prefix (e.g. /credits).")
-def serve(ledger: Path, host: str, port: int, edit: bool, prefix: str | None) -> None:
-    """Open LEDGER in Fava with the Credit Balance History page."""
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this host name (a proxy's, or this machine's name).",
+)
+def serve(
+    ledger: Path,
+    host: str,
+    port: int,
+    edit: bool,
+    prefix: str | None,
+    allow_hosts: tuple[str, ...],
+) -> None:
+    """Open LEDGER in Fava with the Credit Balance History page.
+
+    It answers only requests whose Host is a loopback name, --host or an
+    --allow-host name, and sends a Content-Security-Policy (README, "Security").
+    """
     from beancount_credits.fava import server
 
     try:
-        app, path = server.make_app(ledger, edit=edit, prefix=prefix)
+        app, path = server.make_app(
+            ledger, edit=edit, prefix=prefix, host=host, allow_hosts=allow_hosts
+        )
         click.echo(f"Credit Balance History: http://{host}:{port}{path}", err=True)
         click.echo("read-only" if not edit else "editing allowed", err=True)
         server.serve(app, host, port)

@@ -71,7 +71,7 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import columnar_periods, engine, incremental, write
+from beancount_credits import asof, columnar_periods, engine, incremental, write
 from beancount_credits import period as periods
 from beancount_credits.columnar_periods import Period
 from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
@@ -232,7 +232,7 @@ def posting_rows(ledger: Ledger, period: Period) -> Iterable[Row]:
             text(meta.get("session")),
             text(meta.get("order")),
             text(meta.get("reverses")),
-            meta.get("filename") == engine.GENERATED_FILENAME,
+            engine.generated_by(entry) == engine.EXPIRE_PLUGIN_NAME,
             meta.get("filename"),
             meta.get("lineno"),
         )
@@ -468,6 +468,7 @@ def period_rows(
     del result
     if release:  # memory the rows of the postings can reuse
         ledger.__dict__.pop("grants", None)  # functools.cached_property keeps it there
+        ledger.timeline = asof.Timeline(ledger.entries, ledger.config)  # and its owner
     yield "postings", posting_rows(ledger, period)
     yield "balances", balance_rows(ledger, period)
 

@@ -19,14 +19,13 @@ import datetime
 from beancount.core import data
 
 from beancount_credits import engine, write
-from beancount_credits.config import runs_expire_plugin
 from beancount_credits.ledger import Ledger
 from beancount_credits.plugins import daily_balances
 
 LOG_DIR = "log"
 ONE_DAY = datetime.timedelta(days=1)
 # What the two plugins generate; other plugins' entries are not the log's business.
-_GENERATED = (engine.GENERATED_FILENAME, daily_balances.GENERATED_FILENAME)
+_GENERATED = (engine.EXPIRE_PLUGIN_NAME, daily_balances.PLUGIN)
 
 
 @dataclasses.dataclass
@@ -66,19 +65,16 @@ def span(days: list[datetime.date]) -> str:
 def plan(ledger: Ledger, through: datetime.date) -> Plan:
     """The expiries due by ``through`` and the balances of days up to it not in the text yet.
 
-    The loaded entries already hold what the plugins generated up to the
-    ledger's horizon; only a day beyond it needs the engine run again.
+    Both come from the ledger as of ``through`` (:mod:`beancount_credits.asof`):
+    its expiries the text does not record, and the end-of-day balances of its
+    active days that no assertion holds.
     """
-    entries = ledger.entries
-    horizon = engine.scan(entries).horizon
-    if horizon is None or through > horizon or not runs_expire_plugin(ledger.options):
-        config = dataclasses.replace(ledger.config, annotate=False)
-        entries = engine.run(entries, config, through=through, record=False).entries
+    entries = ledger.as_of(through).entries
     logged = [*entries, *daily_balances.missing_balances(entries, ledger.config)]
     expiries = []
     balances = []
     for entry in logged:
-        if entry.meta.get("filename") not in _GENERATED:
+        if engine.generated_by(entry) not in _GENERATED:
             continue
         if isinstance(entry, data.Transaction) and entry.date <= through:
             expiries.append(entry)
@@ -89,7 +85,11 @@ def plan(ledger: Ledger, through: datetime.date) -> Plan:
 
 def record(entry: data.Directive) -> data.Directive:
     """The entry as the text records it: its own metadata, not the plugin's bookkeeping."""
-    meta = {key: value for key, value in entry.meta.items() if key != "generated"}
+    meta = {
+        key: value
+        for key, value in entry.meta.items()
+        if key not in ("generated", engine.GENERATED_KEY)
+    }
     return entry._replace(meta=meta)
 
 

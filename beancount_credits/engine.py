@@ -2,9 +2,10 @@
 
 Pure functions over Beancount entries (entries in, entries and errors out); the
 plugin :mod:`beancount_credits.plugins.expire` is a thin wrapper around
-:func:`run`, and reports run it again over the loaded entries to read the grant
-ledger (running it over its own output adds nothing: generated expiries are
-recognised as recorded ones).
+:func:`run`, and :mod:`beancount_credits.asof` runs it for the tools: the
+ledger as of a day is the engine booked through that day (running it over its
+own output adds nothing: generated expiries are recognised as recorded ones).
+Entries it makes carry the generated mark (:data:`GENERATED_KEY`).
 
 The rules (DESIGN.md, "The grant engine"):
 
@@ -46,6 +47,16 @@ from beancount_credits.config import CreditsConfig
 ZERO = Decimal(0)
 DEFAULT_PRIORITY = 50
 GENERATED_FILENAME = "<beancount_credits.plugins.expire>"
+# The mark a plugin of this package sets on an entry it makes: a metadata key
+# that ledger text cannot hold (Beancount's keys start with a lowercase letter)
+# and that Beancount's printer and Fava leave out, valued with the plugin's
+# name. Generated entries are told apart from written ones by this mark, never
+# by their file name: ``load_string`` names every written entry ``<string>``.
+GENERATED_KEY = "__beancount_credits_generated__"
+EXPIRE_PLUGIN_NAME = "beancount_credits.plugins.expire"
+# Flags Beancount's own generated transactions carry (pad, summarize, transfer,
+# conversions, unrealized): made by Beancount, not written.
+BEANCOUNT_GENERATED_FLAGS = frozenset("PSTCU")
 EXPIRED_TAG = "expired"
 CARRIED_TAG = "carried"  # grants and overdrafts carried forward by a period close
 NEVER = datetime.date.max
@@ -949,7 +960,9 @@ class _Pass:
             if forfeited
             else f"Expired credits of grant {grant.id}"
         )
-        target.append(self.expiry_entry(key, grant, date, amount, lineno, narration))
+        target.append(
+            expiry_transaction(key, grant, date, amount, lineno, narration, self.config.breakage)
+        )
 
     def check_record(
         self, recorded: data.Transaction, grant: Grant, date: datetime.date, amount: Decimal
@@ -975,35 +988,6 @@ class _Pass:
                 recorded,
             )
 
-    def expiry_entry(
-        self,
-        key: str,
-        grant: Grant,
-        date: datetime.date,
-        amount: Decimal,
-        lineno: int,
-        narration: str,
-    ) -> data.Transaction:
-        meta = data.new_metadata(GENERATED_FILENAME, lineno)
-        meta["txn_id"] = key
-        meta["grant"] = grant.id
-        meta["generated"] = True
-        units = amount_lib.Amount(amount, grant.currency)
-        postings = [
-            data.Posting(grant.account, -units, None, None, None, None),
-            data.Posting(self.config.breakage, units, None, None, None, None),
-        ]
-        return data.Transaction(
-            meta,
-            date,
-            "*",
-            None,
-            narration,
-            frozenset({EXPIRED_TAG}),
-            data.EMPTY_SET,
-            postings,
-        )
-
     def check_unused_records(self) -> None:
         for key, recorded in self.recorded.items():
             if key not in self.used_records:
@@ -1024,9 +1008,70 @@ class _Pass:
                 )
 
 
+def expiry_transaction(
+    key: str,
+    grant: Grant,
+    date: datetime.date,
+    amount: Decimal,
+    lineno: int,
+    narration: str,
+    breakage: str,
+) -> data.Transaction:
+    """The ``#expired`` transaction moving ``amount`` of a grant to breakage (generated)."""
+    meta = generated_meta(EXPIRE_PLUGIN_NAME, lineno, GENERATED_FILENAME)
+    meta["txn_id"] = key
+    meta["grant"] = grant.id
+    meta["generated"] = True  # shown in Fava; the mark above is what the tools read
+    units = amount_lib.Amount(amount, grant.currency)
+    postings = [
+        data.Posting(grant.account, -units, None, None, None, None),
+        data.Posting(breakage, units, None, None, None, None),
+    ]
+    return data.Transaction(
+        meta,
+        date,
+        "*",
+        None,
+        narration,
+        frozenset({EXPIRED_TAG}),
+        data.EMPTY_SET,
+        postings,
+    )
+
+
+def generated_meta(plugin: str, lineno: int = 0, filename: str | None = None) -> data.Meta:
+    """Metadata for an entry ``plugin`` makes, carrying the generated mark."""
+    meta = data.new_metadata(filename or f"<{plugin}>", lineno)
+    meta[GENERATED_KEY] = plugin
+    return meta
+
+
+def generated_by(entry: data.Directive) -> str | None:
+    """The plugin of this package that made the entry (None: written, or Beancount's)."""
+    meta = entry.meta
+    return None if not meta else meta.get(GENERATED_KEY)
+
+
 def is_generated(entry: data.Directive) -> bool:
-    """True for entries a plugin made (their file name is ``<...>``)."""
-    return str(entry.meta.get("filename", "")).startswith("<")
+    """True for entries a plugin made rather than the ledger text.
+
+    This package's plugins mark theirs (:data:`GENERATED_KEY`); Beancount's own
+    generated transactions (pad, summarize) carry a flag of their own. The
+    file name plays no part: ``load_string`` calls written entries ``<string>``.
+    """
+    meta = entry.meta
+    if meta and GENERATED_KEY in meta:
+        return True
+    return isinstance(entry, data.Transaction) and entry.flag in BEANCOUNT_GENERATED_FLAGS
+
+
+def written_entries(entries: Iterable[data.Directive]) -> list[data.Directive]:
+    """The entries without the expire plugin's generated expiries (the engine's input)."""
+    return [
+        entry
+        for entry in entries
+        if not (entry.meta and entry.meta.get(GENERATED_KEY) == EXPIRE_PLUGIN_NAME)
+    ]
 
 
 class Scan(NamedTuple):
@@ -1140,3 +1185,200 @@ def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Gr
             (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
             key=consumption_order,
         )
+
+
+def book_through(
+    result: EngineResult, day: datetime.date, breakage: str
+) -> tuple[EngineResult, list[data.Transaction]]:
+    """Go on from a finished pass: book the expiries due on or before ``day``.
+
+    ``result`` is a pass over every written entry with nothing after its
+    horizon that the engine acts on (no transaction, no wallet ``close``): then
+    what is left to happen by ``day`` is the expiries of the open grants, and
+    this equals a pass through ``day`` (the ``flush`` at its end). Returns a new
+    result, sharing what did not change, and the expiry transactions booked.
+    The input is not modified, so a result can be shared by concurrent readers.
+    """
+    due = sorted(
+        (
+            grant
+            for grant in result.grants.values()
+            if grant.remaining > 0 and grant.expires is not None and grant.expires <= day
+        ),
+        key=lambda grant: grant.expires or NEVER,  # stable: creation order within a day
+    )
+    if not due:
+        return result, []
+    grants = dict(result.grants)
+    wallets = dict(result.wallets)
+    expiries = list(result.expiries)
+    booked: list[data.Transaction] = []
+    gone: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for grant in due:
+        amount = grant.remaining
+        date = max(grant.expires or NEVER, grant.date)
+        copy = dataclasses.replace(grant, remaining=ZERO, expired=grant.expired + amount)
+        grants[grant.id] = copy
+        key = (grant.account, grant.currency)
+        wallet = wallets[key]
+        if wallet is result.wallets.get(key):
+            wallet = wallets[key] = dataclasses.replace(wallet, repayments=list(wallet.repayments))
+        wallet.available -= amount
+        gone[key].add(grant.id)
+        txn_id = expiry_txn_id(grant.id)
+        expiries.append(Expiry(txn_id, copy, date, amount))
+        booked.append(
+            expiry_transaction(
+                txn_id,
+                copy,
+                date,
+                amount,
+                FIRST_LINE,
+                f"Expired credits of grant {grant.id}",
+                breakage,
+            )
+        )
+    for key, ids in gone.items():
+        heap = [item for item in wallets[key].heap if item[2].id not in ids]
+        heapq.heapify(heap)
+        wallets[key].heap = heap
+    return (
+        dataclasses.replace(result, grants=grants, wallets=wallets, expiries=expiries),
+        booked,
+    )
+
+
+def horizon(entries: Iterable[data.Directive]) -> datetime.date | None:
+    """The last day the text records: its last written transaction or balance assertion."""
+    return scan(entries).horizon
+
+
+# --- Back from annotations ------------------------------------------------------
+#
+# The annotations the pass writes (``consumed:``, ``overdraft:``, ``restored:``,
+# ``repaid_overdraft:``) are read back here, beside their writer, so a change
+# of their form changes both. tests/test_asof.py holds :func:`rewind` equal to
+# a pass through the day for every day of every case ledger and of the demo.
+
+
+def _pairs(text: object, grants: dict[str, Grant]) -> list[tuple[str, Decimal]] | None:
+    """``"g-1 5, g-2 3"`` as [("g-1", 5), ("g-2", 3)]; None if a grant is unknown."""
+    parts: list[tuple[str, Decimal]] = []
+    for piece in str(text).split(", "):
+        grant_id, _space, number = piece.rpartition(" ")
+        if grant_id not in grants:
+            return None
+        try:
+            parts.append((grant_id, Decimal(number)))
+        except ArithmeticError:
+            return None
+    return parts
+
+
+def rewind(
+    end: EngineResult,
+    later: Iterable[data.Directive],
+    day: datetime.date,
+    config: CreditsConfig,
+) -> EngineResult | None:
+    """The grants and wallets as they stood at the end of ``day``, from the end state.
+
+    ``end`` is a pass over annotated entries (the expire plugin's, ``annotate``
+    on) and ``later`` those entries dated after ``day``. Undoes what they did,
+    grant by grant: the draw-downs' ``consumed:`` and ``overdraft:``, the
+    expiries, a reversal's ``restored:``, a grant's ``repaid_overdraft:``;
+    grants dated after ``day`` did not exist yet. Returns grants and wallets
+    only (no draw-down or expiry records), or None when that cannot be exact:
+    the engine disagrees with a recorded expiry, grants were carried forward
+    after ``day``, a reversal after ``day`` gave credits back to a wallet that
+    was ever overdrawn (restoring may repay the overdraft, which no annotation
+    records), or an annotation does not add up to its posting.
+    """
+    if end.changed_records:  # recorded expiries the engine disagrees with
+        return None
+    undo: dict[str, Decimal] = collections.defaultdict(Decimal)
+    debt: dict[tuple[str, str], Decimal] = collections.defaultdict(Decimal)
+    overdrawn = {key for key, wallet in end.wallets.items() if wallet.debt or wallet.repayments} | {
+        (grant.account, grant.currency) for grant in end.grants.values() if grant.repaid
+    }
+    is_user: dict[str, bool] = {}
+    for entry in later:
+        if not isinstance(entry, data.Transaction):
+            continue
+        if CARRIED_TAG in entry.tags:
+            return None  # carried grants keep their original date: not told apart here
+        reversal = entry.meta.get("reverses") is not None
+        expiry = is_expiry_record(entry)
+        for posting in entry.postings:
+            account = posting.account
+            user = is_user.get(account)
+            if user is None:
+                user = is_user[account] = config.is_user_account(account)
+            units = posting.units
+            if not user or units is None or not isinstance(units.number, Decimal):
+                continue
+            meta = posting.meta or {}
+            key = (account, units.currency)
+            if expiry:
+                if units.number < 0:
+                    undo[str(entry.meta["grant"])] -= units.number
+            elif units.number > 0 and reversal:
+                if key in overdrawn:
+                    return None
+                restored = _pairs(meta["restored"], end.grants) if "restored" in meta else []
+                if restored is None or sum((n for _i, n in restored), ZERO) > units.number:
+                    return None
+                for grant_id, amount in restored:
+                    undo[grant_id] -= amount
+            elif units.number > 0:
+                repaid = meta.get("repaid_overdraft")
+                if repaid is not None:
+                    debt[key] += repaid  # the overdraft this grant repaid was still owed
+            elif units.number < 0:
+                consumed = _pairs(meta["consumed"], end.grants) if "consumed" in meta else []
+                overdraft = meta.get("overdraft", ZERO)
+                if consumed is None or not isinstance(overdraft, Decimal):
+                    return None
+                if sum((n for _i, n in consumed), overdraft) != -units.number:
+                    return None
+                for grant_id, amount in consumed:
+                    undo[grant_id] += amount
+                debt[key] -= overdraft  # not yet owed then
+    wallets: dict[tuple[str, str], Wallet] = {}
+    grants: dict[str, Grant] = {}
+    seq = 0
+    for grant in end.grants.values():
+        if grant.date > day:
+            continue
+        remaining = grant.remaining + undo.get(grant.id, ZERO)
+        if remaining > grant.amount or remaining < 0:
+            return None  # the annotations do not describe this grant
+        grants[grant.id] = copy = dataclasses.replace(grant, remaining=remaining, queued=False)
+        key = (grant.account, grant.currency)
+        wallet = wallets.get(key)
+        if wallet is None:
+            limit = end.wallets[key].limit if key in end.wallets else ZERO
+            wallet = wallets[key] = Wallet(grant.account, grant.currency, limit)
+        if remaining > 0:
+            seq += 1
+            wallet.heap.append((copy.sort_key, seq, copy))
+            wallet.available += remaining
+    for key, wallet in end.wallets.items():
+        owed = wallet.debt + debt.get(key, ZERO)
+        if owed < 0:
+            return None
+        if owed:
+            if key not in wallets:
+                wallets[key] = Wallet(key[0], key[1], wallet.limit)
+            wallets[key].debt = owed
+    for wallet in wallets.values():
+        heapq.heapify(wallet.heap)
+    return EngineResult(
+        entries=[],
+        errors=[],
+        grants=grants,
+        drawdowns=[],
+        expiries=[],
+        wallets=wallets,
+        users=end.users,
+    )

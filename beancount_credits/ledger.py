@@ -2,10 +2,10 @@
 
 Every command and report reads the ledger through :func:`load`, which runs
 Beancount's own loader (plugins on, exactly what ``bean-check`` sees), finds the
-plugin configuration the ledger uses, indexes the users by their ``user_id`` and
-re-runs the grant engine over the loaded entries to expose grants, draw-downs
-and expiries (the engine recognises its own generated expiries, so this adds
-nothing to the entries).
+plugin configuration the ledger uses and indexes the users by their
+``user_id``. What a tool answers for a day comes from :meth:`Ledger.at`: the
+ledger as of that day (:mod:`beancount_credits.asof`), its entries and grant
+ledger booked by the engine through the day.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from beancount import loader
 from beancount.core import data
 
-from beancount_credits import engine, incremental, write
+from beancount_credits import asof, engine, incremental, write
 from beancount_credits.accounts import UserIdError, user_id_of
 from beancount_credits.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 
@@ -44,7 +44,7 @@ class User:
 
 @dataclasses.dataclass
 class Ledger:
-    """A loaded credits ledger."""
+    """A loaded credits ledger, or (``day`` set) that ledger as of a day."""
 
     path: Path
     entries: list[data.Directive]
@@ -54,12 +54,35 @@ class Ledger:
     users: dict[str, User]  # by user_id
     # A writer's load keeps its parsed and booked entries to check its change cheaply.
     prepared: incremental.Prepared | None = None
+    # The day this view answers for (None: the ledger as loaded).
+    day: datetime.date | None = None
+    # The ledger as of any day, shared by a load and its views (one owner: asof).
+    timeline: asof.Timeline = dataclasses.field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.timeline is None:
+            self.timeline = asof.Timeline(self.entries, self.config)
 
     @functools.cached_property
     def grants(self) -> engine.EngineResult:
-        """The grant ledger: the engine re-run over the loaded entries (adds no entries)."""
+        """The grant ledger: as of ``day`` on a view, else through the ledger's horizon."""
+        if self.day is not None:
+            return self.timeline.at(self.day).result
         with incremental.paused_gc():  # as for the load: its records hold no cycles
-            return engine.run(self.entries, dataclasses.replace(self.config, annotate=False))
+            return self.timeline.base
+
+    def as_of(self, day: datetime.date) -> asof.AsOf:
+        """The ledger as of the end of ``day`` (:mod:`beancount_credits.asof`)."""
+        with incremental.paused_gc():
+            return self.timeline.at(day)
+
+    def at(self, day: datetime.date) -> Ledger:
+        """This ledger as of the end of ``day``: its entries through the day with the
+        expiries due by then booked, and the grant ledger at its end."""
+        view = self.as_of(day)
+        ledger = dataclasses.replace(self, entries=view.entries, day=day, prepared=None)
+        ledger.__dict__["grants"] = view.result
+        return ledger
 
     def user(self, user_id: str) -> User:
         """The user with this id, or LedgerError naming the id."""

@@ -16,11 +16,18 @@ at once):
 
 A delivered alert is never sent again on that channel; a failed one is tried
 again on the next runs while it is still due (up to
-:data:`~beancount_credits.alerts.MAX_FAILED_RUNS`).
+:data:`~beancount_credits.alerts.MAX_FAILED_RUNS`). Each delivery is on its
+own: one that fails for any reason (a refused address, a server error, a
+surprise) is recorded as failed with its reason and the run goes on.
 
-**Delivery guarantee: at least once.** Sending happens before recording; a
-crash in between (or a ledger write that fails) leaves no record, and the next
-run sends the alert again — with the same notification id (in the webhook's
+**What was sent is never sent again.** Each outcome is appended (and fsynced)
+to the sent journal ``<ledger dir>/.bean-credits-sent.jsonl`` the moment the
+channel returns, before the next delivery; the journal is folded into the
+ledger's records at the end of the run and then removed. A run that dies after
+sending (or whose record write fails) leaves the journal, and the next run
+counts what it says as recorded: it sends none of it again, and records it.
+Only a crash in the instant between the server's acceptance and the journal
+line can resend; the resend carries the same notification id (the webhook's
 ``id`` and ``X-Credits-Notification-Id``, the email's ``Message-ID`` and
 ``X-Credits-Notification-Id``, the in-app line's ``id``), so a receiver that
 de-duplicates on it shows it once. The in-app outbox does this itself.
@@ -36,11 +43,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import os
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from beancount.core import data
+from beancount.parser.grammar import ValueType
 
 from beancount_credits import alerts, channels, records, settings, topup, write
 from beancount_credits.ledger import Ledger
@@ -48,6 +59,7 @@ from beancount_credits.ledger import Ledger
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates" / "notify"
 OUTBOX_NAME = "outbox"
 INAPP_NAME = "notifications.jsonl"
+SENT_NAME = ".bean-credits-sent.jsonl"
 
 
 class NotifyError(Exception):
@@ -103,6 +115,22 @@ class Outcome:
     attempts: int
     sent_at: str
 
+    def record(self, date: datetime.date) -> dict[str, Any]:
+        """What the ledger records of it (a line of the sent journal, then a directive)."""
+        alert = self.delivery.alert
+        return {
+            "date": date.isoformat(),
+            "user_id": alert.user_id,
+            "notification": alert.id,
+            "alert": alert.kind,
+            "subject": alert.subject,
+            "channel": self.delivery.channel,
+            "status": self.status,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "sent_at": self.sent_at,
+        }
+
 
 @dataclasses.dataclass
 class Plan:
@@ -112,12 +140,15 @@ class Plan:
     skipped: list[alerts.Skipped]
 
 
-def prepare(ledger: Ledger, date: datetime.date) -> tuple[settings.Settings, Plan]:
+def prepare(
+    ledger: Ledger, date: datetime.date, sent: Sequence[data.Custom] = ()
+) -> tuple[settings.Settings, Plan]:
+    """The due alerts and the deliveries to make; ``sent``: records not in the ledger yet."""
     conf = settings.of(ledger)
     if conf.errors:
         raise NotifyError(_settings_errors(conf))
     due = alerts.due(ledger, conf, date)
-    todo, skipped = alerts.to_deliver(ledger, conf, due, date)
+    todo, skipped = alerts.to_deliver(ledger, conf, due, date, sent)
     return conf, Plan(date, due, todo, skipped)
 
 
@@ -159,8 +190,14 @@ def deliver(
     opened: Mapping[str, Channel],
     templates: Templates,
     now: datetime.datetime | None = None,
+    journal: Path | None = None,
 ) -> list[Outcome]:
-    """Send every planned delivery on an open channel; one outcome each."""
+    """Send every planned delivery on an open channel; one outcome each.
+
+    Each delivery is isolated: whatever goes wrong with one is its outcome
+    (failed, with the reason) and the next one is tried. With ``journal`` each
+    outcome is appended to it (fsynced) as soon as it is known.
+    """
     messages = {}
     for delivery in plan.todo:
         alert = delivery.alert
@@ -182,39 +219,80 @@ def deliver(
                 status, reason = "delivered", None
             except channels.DeliveryError as exc:
                 attempts, status, reason = exc.attempts, "failed", str(exc)
+            except Exception as exc:  # one delivery's surprise must not stop the others
+                attempts, status = 1, "failed"
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())
             sent_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            outcomes.append(Outcome(delivery, status, reason, attempts, sent_at))
+            outcome = Outcome(delivery, status, reason, attempts, sent_at)
+            outcomes.append(outcome)
+            if journal is not None:
+                append_sent(journal, outcome.record(plan.date))
     finally:
         for channel in opened.values():
             channel.close()
     return outcomes
 
 
-def delivery_record(outcome: Outcome, date: datetime.date) -> data.Custom:
+_RECORD_KEYS = ("notification", "alert", "subject", "channel", "status", "reason", "attempts")
+
+
+def delivery_record(record: Mapping[str, Any]) -> data.Custom:
     """The ``credits-notification`` directive that records one delivery attempt."""
-    alert = outcome.delivery.alert
+    meta = {key: record.get(key) for key in (*_RECORD_KEYS, "sent_at")}
+    meta["attempts"] = int(record.get("attempts") or 0)
     return data.Custom(
-        {
-            "notification": alert.id,
-            "alert": alert.kind,
-            "subject": alert.subject,
-            "channel": outcome.delivery.channel,
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "attempts": outcome.attempts,
-            "sent_at": outcome.sent_at,
-        },
-        date,
+        meta,
+        datetime.date.fromisoformat(str(record["date"])),
         records.NOTIFICATION,
-        [alert.user_id],
+        [ValueType(str(record["user_id"]), str)],
     )
 
 
 def record_changes(
-    ledger: Ledger, outcomes: list[Outcome], date: datetime.date
+    ledger: Ledger, outcomes: list[Outcome], date: datetime.date, sent: Sequence[data.Custom] = ()
 ) -> list[write.FileChange]:
-    entries = [delivery_record(outcome, date) for outcome in outcomes]
+    """The record files: this run's outcomes, and ``sent`` (a dead run's journal) not yet in."""
+    recorded = {_identity(entry) for entry in ledger.entries if _is_notification(entry)}
+    entries = [entry for entry in sent if _identity(entry) not in recorded]
+    entries += [delivery_record(outcome.record(date)) for outcome in outcomes]
     return records.month_changes(ledger, records.NOTIFY_DIR, entries, "Notification deliveries")
+
+
+def _is_notification(entry: data.Directive) -> bool:
+    return isinstance(entry, data.Custom) and entry.type == records.NOTIFICATION
+
+
+def _identity(entry: data.Custom) -> tuple[Any, ...]:
+    return (entry.date, *(entry.meta.get(key) for key in (*_RECORD_KEYS, "sent_at")))
+
+
+# --- The sent journal: outcomes on disk the moment they are known ----------------------
+
+
+def sent_path(ledger_path: Path) -> Path:
+    return ledger_path.resolve().parent / SENT_NAME
+
+
+def append_sent(path: Path, record: Mapping[str, Any]) -> None:
+    """One outcome, appended and fsynced before the next delivery is tried."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_sent(ledger_path: Path) -> list[data.Custom]:
+    """The records a run that died (or could not write them) left in the sent journal."""
+    return [
+        delivery_record(line)
+        for line in channels.read_lines(sent_path(ledger_path))
+        if {"date", "user_id", "notification", "channel", "status"} <= set(line)
+    ]
+
+
+def clear_sent(ledger_path: Path) -> None:
+    """Drop the journal once its records are in the ledger."""
+    sent_path(ledger_path).unlink(missing_ok=True)
 
 
 # --- explain -------------------------------------------------------------------------

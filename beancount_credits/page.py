@@ -9,8 +9,9 @@ What comes from where:
 
 - balances, open grants, "expiring within N days", last activity, the daily
   balance chart and the running balance of a statement need the *whole*
-  history: they read ``ledger.entries`` (everything up to the period's end,
-  ``as_of``) and the grant engine;
+  history: they read the ledger as of the period's end, ``as_of``
+  (:mod:`beancount_credits.asof`: its entries with the expiries due by then
+  booked, and the grant engine's state at its end);
 - earned / redeemed / expired "in the period" and the per-member use of an
   organisation count the *activity* entries: the caller passes the entries its
   own filters kept (Fava's account and tag filters), and only transactions
@@ -30,11 +31,10 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import alerts, engine, settings
-from beancount_credits.config import EXPIRE_PLUGIN
+from beancount_credits import alerts, asof, engine, loadstamp, settings
+from beancount_credits.config import CreditsConfig
 from beancount_credits.ledger import Ledger, User, find_config, index_users
-from beancount_credits.plugins import expire as expire_plugin
-from beancount_credits.reports import statement
+from beancount_credits.reports import common, statement
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
 ZERO = Decimal(0)
@@ -82,6 +82,10 @@ class Period:
     def __contains__(self, date: datetime.date) -> bool:
         return (self.begin is None or date >= self.begin) and (self.end is None or date < self.end)
 
+    def counts(self, date: datetime.date) -> bool:
+        """Whether activity on ``date`` counts: in the period and not after ``as_of``."""
+        return date in self and date <= self.as_of
+
     def describe(self) -> str:
         if self.begin is None and self.end is None:
             return f"whole history, balances as of {self.as_of}"
@@ -93,9 +97,15 @@ class Period:
 def ledger_from_entries(
     path: str | Path, entries: Sequence[data.Directive], errors: list, options: dict
 ) -> Ledger:
-    """A Ledger over entries someone else loaded (Fava): no second load of the file."""
+    """A Ledger over entries someone else loaded (Fava): no second load of the file.
+
+    Its grant state starts from the expire plugin's own result for this load
+    (:func:`plugin_result`), so the page runs no second engine pass over the
+    whole ledger; days come from :mod:`beancount_credits.asof` like every tool's.
+    """
     config = find_config(options)
     entries = list(entries)
+    base = plugin_result(entries, options, config)
     return Ledger(
         path=Path(path),
         entries=entries,
@@ -103,214 +113,40 @@ def ledger_from_entries(
         options=options,
         config=config,
         users=index_users(entries, config),
+        timeline=asof.Timeline(entries, config, base=base, record=False),
     )
 
 
-def grants_as_of(ledger: Ledger, as_of: datetime.date) -> engine.EngineResult:
-    """The grant engine's state at the end of ``as_of``.
+def plugin_result(
+    entries: Sequence[data.Directive], options: dict, config: CreditsConfig
+) -> engine.EngineResult | None:
+    """The expire plugin's result for this load, if it agrees with the entries.
 
-    The end state (``as_of`` on or after the last entry) is the expire plugin's
-    own result when it ran on these entries (:func:`plugin_result`), else one
-    engine pass. An earlier day is derived from the end state by undoing what
-    happened after it, from the plugin's annotations (:func:`rewind`), or, where
-    those cannot tell (reversals after that day, no annotations), by running the
-    engine over the entries up to that day with expiries booked through it (as
-    :func:`beancount_credits.alerts.engine_as_of`). The end state and the last
-    few earlier days are kept on the Ledger: a page asks for the same day
-    several times.
+    The plugin keeps its result on the load's options map
+    (:mod:`beancount_credits.loadstamp`); it is used only when every wallet's
+    balance in it equals what the loaded entries add up to, so a later plugin
+    that changed wallet postings falls back to an engine pass. A load from
+    Beancount's cache has none.
     """
-    entries = ledger.entries
-    last = entries[-1].date if entries else as_of
-    as_of = min(as_of, last)
-    cache: dict[datetime.date, engine.EngineResult] = ledger.__dict__.setdefault(
-        "_grants_as_of", {}
-    )
-    if as_of not in cache:
-        earlier = [day for day in cache if day != last]
-        if len(earlier) >= 4:
-            del cache[earlier[0]]
-        if as_of == last:
-            cache[as_of] = plugin_result(ledger) or _engine_pass(ledger, entries, None)
-        else:
-            end = grants_as_of(ledger, last)
-            rewound = rewind(ledger, end, as_of)
-            if rewound is None:
-                upto = entries[: bisect.bisect_right(entries, as_of, key=entry_date)]
-                rewound = _engine_pass(ledger, upto, as_of)
-            cache[as_of] = rewound
-    return cache[as_of]
-
-
-def entry_date(entry: data.Directive) -> datetime.date:
-    return entry.date
-
-
-def _engine_pass(
-    ledger: Ledger, entries: list[data.Directive], through: datetime.date | None
-) -> engine.EngineResult:
-    # Without draw-down records: the page reads grants and wallets only, and
-    # keeping 10^5 records alive costs time (garbage collection).
-    config = dataclasses.replace(ledger.config, annotate=False)
-    result = engine.run(entries, config, through=through, record=False)
-    return dataclasses.replace(result, entries=[], errors=[])
-
-
-def plugin_result(ledger: Ledger) -> engine.EngineResult | None:
-    """The expire plugin's result for this ledger's load, if it agrees with the entries.
-
-    The plugin keeps its last result with the options map Beancount gave it
-    (the same dict the loader returns); it is used only when every wallet's
-    balance in it equals the balance the loaded entries add up to, so a later
-    plugin that changed wallet postings, or a load served from Beancount's
-    cache (no plugin ran), falls back to an engine pass.
-    """
-    stash = expire_plugin.last_result
-    if stash is None or stash[0] is not ledger.options:
+    result = loadstamp.engine_result(options)
+    if result is None:
         return None
-    result = stash[1]
-    totals = index(ledger).balances_at(datetime.date.max)
-    keys = set(totals) | set(result.wallets)
-    for key in keys:
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    is_user: dict[str, bool] = {}
+    for entry in entries:
+        if isinstance(entry, data.Transaction):
+            for posting in entry.postings:
+                account = posting.account
+                user = is_user.get(account)
+                if user is None:
+                    user = is_user[account] = config.is_user_account(account)
+                if user and posting.units is not None:
+                    totals[account, posting.units.currency] += posting.units.number
+    for key in set(totals) | set(result.wallets):
         wallet = result.wallets.get(key)
         if totals.get(key, ZERO) != (wallet.balance if wallet else ZERO):
             return None
     return result
-
-
-def rewind(
-    ledger: Ledger, end: engine.EngineResult, as_of: datetime.date
-) -> engine.EngineResult | None:
-    """The grants as they stood at the end of ``as_of``, from the end state.
-
-    Undoes, grant by grant, what the transactions dated after ``as_of`` did:
-    the draw-downs' ``consumed:`` annotations (the expire plugin's) and the
-    expiries (``#expired`` with ``grant:``); grants dated after ``as_of`` did
-    not exist yet; a reversal's ``restored:`` gave credits back. None when that
-    cannot be exact: the ledger has no expire plugin annotating draw-downs, it
-    books future expiries, the engine disagrees with a recorded expiry, grants
-    were carried forward after ``as_of``, a reversal after ``as_of`` restored
-    credits to a wallet that was ever overdrawn (restoring may repay the
-    overdraft, which no annotation records), or an annotation does not add up
-    to its posting.
-    """
-    plugins = [name for name, _config in ledger.options.get("plugin", [])]
-    config = ledger.config
-    if EXPIRE_PLUGIN not in plugins or not config.annotate or config.future_expiries:
-        return None
-    if end.changed_records:  # recorded expiries the engine disagrees with
-        return None
-    entries = ledger.entries
-    undo: dict[str, Decimal] = defaultdict(Decimal)
-    overdrawn = {key for key, wallet in end.wallets.items() if wallet.debt or wallet.repayments} | {
-        (grant.account, grant.currency) for grant in end.grants.values() if grant.repaid
-    }
-    is_user: dict[str, bool] = {}
-    for entry in entries[bisect.bisect_right(entries, as_of, key=entry_date) :]:
-        if not isinstance(entry, data.Transaction):
-            continue
-        if engine.CARRIED_TAG in entry.tags:
-            return None  # carried grants keep their original date: not told apart here
-        reversal = entry.meta.get("reverses") is not None
-        numbers = user_postings(entry, ledger, is_user)
-        if engine.is_expiry_record(entry):
-            for number in numbers.values():
-                if number < 0:
-                    undo[str(entry.meta["grant"])] -= number
-            continue
-        for posting in entry.postings:
-            if posting.units is None or not is_user.get(posting.account):
-                continue
-            if posting.units.number > 0 and reversal:
-                # Credits a reversal gave back to the grants a redemption used;
-                # with an overdraft in the wallet it may also have repaid it
-                # from them, which no annotation records.
-                restored = _restored(posting, end.grants)
-                if restored is None or (posting.account, posting.units.currency) in overdrawn:
-                    return None
-                for grant_id, amount in restored:
-                    undo[grant_id] -= amount
-                continue
-            if posting.units.number >= 0:
-                continue
-            consumed = _consumed(posting, end.grants)
-            if consumed is None:
-                return None
-            for grant_id, amount in consumed:
-                undo[grant_id] += amount
-    wallets: dict[tuple[str, str], engine.Wallet] = {}
-    grants: dict[str, engine.Grant] = {}
-    seq = 0
-    for grant in end.grants.values():
-        if grant.date > as_of:
-            continue
-        remaining = grant.remaining + undo.get(grant.id, ZERO)
-        if remaining > grant.amount or remaining < 0:
-            return None  # the annotations do not describe this grant
-        grants[grant.id] = copy = dataclasses.replace(grant, remaining=remaining, queued=False)
-        key = (grant.account, grant.currency)
-        wallet = wallets.get(key)
-        if wallet is None:
-            wallet = wallets[key] = engine.Wallet(grant.account, grant.currency, ZERO)
-        if remaining > 0:
-            seq += 1
-            wallet.heap.append((copy.sort_key, seq, copy))
-            wallet.available += remaining
-    return engine.EngineResult(
-        entries=[],
-        errors=[],
-        grants=grants,
-        drawdowns=[],
-        expiries=[],
-        wallets=wallets,
-        users=end.users,
-    )
-
-
-def _restored(
-    posting: data.Posting, grants: dict[str, engine.Grant]
-) -> list[tuple[str, Decimal]] | None:
-    """A reversal posting's ``restored:`` annotation as (grant id, amount) pairs
-    ([] without one); None when it names the overdraft or an unknown grant."""
-    text = (posting.meta or {}).get("restored")
-    parts = _pairs(text, grants) if text is not None else []
-    if parts is None or sum((amount for _id, amount in parts), ZERO) > posting.units.number:
-        return None
-    return parts
-
-
-def _pairs(text: object, grants: dict[str, engine.Grant]) -> list[tuple[str, Decimal]] | None:
-    """``"g-1 5, g-2 3"`` as [("g-1", 5), ("g-2", 3)]; None if a grant is unknown."""
-    parts: list[tuple[str, Decimal]] = []
-    for piece in str(text).split(", "):
-        grant_id, _space, number = piece.rpartition(" ")
-        if grant_id not in grants:
-            return None
-        try:
-            parts.append((grant_id, Decimal(number)))
-        except ArithmeticError:
-            return None
-    return parts
-
-
-def _consumed(
-    posting: data.Posting, grants: dict[str, engine.Grant]
-) -> list[tuple[str, Decimal]] | None:
-    """A draw-down posting's ``consumed:`` annotation as (grant id, amount) pairs.
-
-    None when it does not add up to the posting (with ``overdraft:``) or names
-    an unknown grant.
-    """
-    meta = posting.meta or {}
-    text = meta.get("consumed")
-    parts = _pairs(text, grants) if text is not None else []
-    if parts is None:
-        return None
-    overdraft = meta.get("overdraft", ZERO)
-    if not isinstance(overdraft, Decimal):
-        return None
-    if sum((amount for _id, amount in parts), overdraft) != -posting.units.number:
-        return None
-    return parts
 
 
 # --- all users ----------------------------------------------------------------
@@ -350,7 +186,7 @@ def period_activity(
     result: dict[tuple[str, str], Activity] = defaultdict(Activity)
     is_user: dict[str, bool] = {}
     for entry in activity_entries:
-        if not isinstance(entry, data.Transaction) or entry.date not in period:
+        if not isinstance(entry, data.Transaction) or not period.counts(entry.date):
             continue
         for (account, currency), number in user_postings(entry, ledger, is_user).items():
             kind = statement.classify(entry, account, ledger.config, number)
@@ -390,7 +226,10 @@ class WalletHistory:
         """What moved in the period (None: no transaction in it)."""
         dates = self.dates
         low = 0 if period.begin is None else bisect.bisect_left(dates, period.begin)
-        high = len(dates) if period.end is None else bisect.bisect_left(dates, period.end)
+        # Through ``as_of``: the index also holds the expiries still to come.
+        high = bisect.bisect_right(dates, period.as_of)
+        if period.end is not None:
+            high = min(high, bisect.bisect_left(dates, period.end))
         if high <= low:
             return None
         if low == 0:
@@ -446,21 +285,20 @@ class Index:
 
 
 def index(ledger: Ledger) -> Index:
-    """The page's per-wallet index of the ledger, built once and kept on the Ledger."""
-    found = ledger.__dict__.get("_page_index")
-    if found is None:
-        found = ledger.__dict__["_page_index"] = _build_index(ledger)
-    return found
+    """The page's per-wallet index of the ledger, built once per load (thread-safe)."""
+    return ledger.timeline.memo("page-index", lambda: _build_index(ledger))
 
 
 def _build_index(ledger: Ledger) -> Index:
+    """One walk over the ledger with every expiry still to come booked
+    (:meth:`asof.Timeline.schedule`): cut at any day it is that day's ledger."""
     wallets: dict[tuple[str, str], WalletHistory] = {}
     transactions: dict[str, list[data.Transaction]] = defaultdict(list)
     active_days: dict[str, list[datetime.date]] = defaultdict(list)
     topups: list[data.Custom] = []
     config = ledger.config
     is_user: dict[str, bool] = {}
-    for entry in ledger.entries:
+    for entry in ledger.timeline.schedule():
         if isinstance(entry, data.Custom):
             if entry.type == TOPUP_DIRECTIVE:
                 topups.append(entry)
@@ -552,7 +390,7 @@ def users_table(
         activity = period_activity(ledger, activity_entries, period)
     balances, last = balances_and_last_activity(ledger, period.as_of)
     soon: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for grant in expiring(grants_as_of(ledger, period.as_of), period.as_of):
+    for grant in expiring(common.grants_as_of(ledger, period.as_of), period.as_of):
         soon[grant.account, grant.currency] += grant.remaining
     by_account: dict[str, set[str]] = defaultdict(set)
     for account, currency in [*balances, *activity]:
@@ -680,7 +518,7 @@ def daily_balance_table(ledger: Ledger, user_id: str, period: Period) -> Table:
 def open_grants_table(ledger: Ledger, user_id: str, period: Period) -> Table:
     """The user's grants with credits left at ``as_of``, in the order they are spent."""
     user = ledger.user(user_id)
-    result = grants_as_of(ledger, period.as_of)
+    result = common.grants_as_of(ledger, period.as_of)
     rows: list[list[Cell]] = [
         [
             grant.id,
@@ -843,7 +681,7 @@ def expiring_table(ledger: Ledger, period: Period, days: int = EXPIRING_DAYS) ->
     """Credits expiring within ``days`` after ``as_of``, soonest first."""
     users = {user.account: user for user in ledger.users.values()}
     rows: list[list[Cell]] = []
-    for grant in expiring(grants_as_of(ledger, period.as_of), period.as_of, days):
+    for grant in expiring(common.grants_as_of(ledger, period.as_of), period.as_of, days):
         user = users.get(grant.account)
         rows.append(
             [

@@ -94,9 +94,9 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
     Every wallet and credit type with any posting in the period gets a line;
     one that holds nothing gets a zero line, so it still has an opening balance.
     """
-    config = dataclasses.replace(ledger.config, annotate=False)
-    entries = [entry for entry in ledger.entries if entry.date <= through]
-    result = engine.run(entries, config, through=through)
+    view = ledger.as_of(through)
+    entries = [entry for entry in view.entries if entry.date <= through]
+    result = view.result
     if result.errors:
         raise PeriodError(
             f"the grant engine reports {len(result.errors)} error(s) up to {through}: "
@@ -162,7 +162,7 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
             totals[posting.units.currency] += posting.units.number
         counter = [
             data.Posting(
-                config.opening, amount_lib.Amount(-total, currency), None, None, None, None
+                ledger.config.opening, amount_lib.Amount(-total, currency), None, None, None, None
             )
             for currency, total in sorted(totals.items())
         ]
@@ -265,11 +265,11 @@ class Split:
 
 def split_file(path: Path, through: datetime.date, is_main: bool) -> Split:
     """Cut a file's text at directive boundaries: dated entries up to ``through`` move."""
-    text = path.read_text(encoding="utf-8")
+    text = write.read_text(path)
     entries, errors, _options = parser.parse_file(str(path))
     if errors:
         raise PeriodError(f"{path}: {errors[0].message}")
-    lines = text.splitlines(keepends=True)
+    lines = write.split_lines(text)
     starts = sorted({entry.meta["lineno"] for entry in entries})
     moving = {
         entry.meta["lineno"]
@@ -369,7 +369,7 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
     """What closing the active period through ``through`` writes and removes."""
     main = ledger.path.resolve()
     root = main.parent
-    main_text = main.read_text(encoding="utf-8")
+    main_text = write.read_text(main)
     current = period_start(main_text)
     if current is not None and through < current:
         raise PeriodError(
@@ -475,7 +475,7 @@ def rewrite_includes(text: str, root: Path, removed: set[Path], kept: list[Path]
     """Drop include lines that would now match no file (Beancount errors on those)."""
     kept_set = set(kept)
     out = []
-    for line in text.splitlines(keepends=True):
+    for line in write.split_lines(text):
         found = _INCLUDE_RE.match(line.strip())
         if found is not None and not _OPENING_RE.match(line.strip()):
             pattern = found.group(1)
@@ -493,7 +493,7 @@ def rewrite_includes(text: str, root: Path, removed: set[Path], kept: list[Path]
 
 def insert_include(text: str, include: str) -> str:
     """Put the opening include before main's first include (or at the end)."""
-    lines = text.splitlines(keepends=True)
+    lines = write.split_lines(text)
     block = (
         "; Grants carried forward by the last period close (bean-credits close-period).\n"
         f"{include}\n\n"
@@ -534,7 +534,7 @@ def archives(main: Path) -> list[Path]:
 def history_path(main: Path) -> Path:
     """The whole-history view of a closed ledger (main itself if it was never closed)."""
     main = main.resolve()
-    text = main.read_text(encoding="utf-8")
+    text = write.read_text(main)
     indexes = archives(main)
     if period_start(text) is None or not indexes:
         return main
@@ -547,7 +547,7 @@ def history_path(main: Path) -> Path:
     )
     history = header + _OPENING_RE.sub(lambda _match: includes.rstrip("\n"), text, count=1)
     path = main.parent / HISTORY_NAME
-    if not path.exists() or path.read_text(encoding="utf-8") != history:
+    if not path.exists() or write.read_text(path) != history:
         write.write_atomic(path, history)
     return path
 
@@ -559,7 +559,7 @@ def report_path(
     date_to: datetime.date | None = None,
 ) -> Path:
     """The file a report loads: the active period, or the history view when it reaches back."""
-    start = period_start(main.read_text(encoding="utf-8"))
+    start = period_start(write.read_text(main))
     if start is None:
         return main
     reaches_back = (

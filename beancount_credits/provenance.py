@@ -30,6 +30,7 @@ from typing import Final
 
 from beancount.core import data
 
+from beancount_credits import write
 from beancount_credits.engine import is_generated
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.statement import description
@@ -253,10 +254,7 @@ def _porcelain_commit(sha: str, info: dict[str, str]) -> Commit:
 def _read_lines(path: Path) -> tuple[str, ...]:
     """The file's lines, split on ``\\n`` only, as Beancount counts line numbers."""
     text = path.read_bytes().decode("utf-8", "replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return tuple(lines)
+    return tuple(line.removesuffix("\n") for line in write.split_lines(text))
 
 
 def _locate(

@@ -31,7 +31,8 @@ glob the first write adds):
 
   and the importer the outcome: a grant transaction from ``Income:Credits:TopUp``
   with ``topup_request:`` (succeeded), or ``custom "credits-topup" "<user_id>"
-  "failed"`` with ``txn_id``, ``request``, ``reason``, ``amount``.
+  "failed"`` with ``txn_id``, ``request``, ``reason``, ``amount`` and
+  ``failed_at`` (the decline's timestamp; the backoff counts from it).
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ class TopUpOutcome:
     txn_id: str | None
     date: datetime.date
     meta: data.Meta
+    at: datetime.datetime | None = None  # when it happened (failed_at:), if recorded
 
 
 def family_of(request: str) -> str:
@@ -199,6 +201,9 @@ def topup_records(
                         txn_id=None if meta.get("txn_id") is None else str(meta["txn_id"]),
                         date=entry.date,
                         meta=meta,
+                        at=parse_time(meta["failed_at"], entry.date)
+                        if "failed_at" in meta
+                        else None,
                     )
                 )
         elif isinstance(entry, data.Transaction) and "topup_request" in entry.meta:

@@ -50,12 +50,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+import email_validator
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
@@ -66,11 +68,11 @@ CONTACT = "credits-contact"
 TOPUP_RULE = "credits-topup-rule"
 TOPUP_ENABLE = "credits-topup-enable"
 EXPIRY_WARNINGS = "credits-expiry-warnings"
+USER_CHANGE = "credits-user"  # an imported change of a known user's segment or email
 SETTINGS_TYPES = (LOW_BALANCE, CONTACT, TOPUP_RULE, TOPUP_ENABLE, EXPIRY_WARNINGS)
 
 CHANNELS = ("email", "webhook", "inapp")
 DEFAULT_EXPIRY_WINDOWS = (30, 7)
-_EMAIL_RE = re.compile(r"^[^@\s\"<>,;]+@[^@\s\"<>,;]+\.[^@\s\"<>,;]+$")
 _HOURS_RE = re.compile(r"^\s*(\d+)\s*([hd])\s*$")
 
 
@@ -100,6 +102,7 @@ class Contact:
     opt_out: frozenset[str]
     date: datetime.date | None  # None: no contact directive, only the wallet's email
     meta: data.Meta
+    email_error: str | None = None  # why the address given was refused (email is then None)
 
     def channels(self) -> dict[str, str]:
         """Channel -> why it is not used; channels missing from the dict are used."""
@@ -107,6 +110,8 @@ class Contact:
         for channel in CHANNELS:
             if channel in self.opt_out:
                 reasons[channel] = "opted out"
+            elif channel == "email" and self.email_error:
+                reasons[channel] = f"email address refused: {self.email_error}"
             elif channel == "email" and not self.email:
                 reasons[channel] = "no email address"
             elif channel == "webhook" and not self.webhook:
@@ -149,6 +154,9 @@ class Settings:
         default_factory=list
     )
     errors: list[CreditsError] = dataclasses.field(default_factory=list)
+    # A user's email address that is not one (wallet open, credits-user, credits-contact):
+    # an error for that user only; notify skips their email and goes on with the rest.
+    address_errors: list[CreditsError] = dataclasses.field(default_factory=list)
 
 
 class _Invalid(Exception):
@@ -187,6 +195,32 @@ def _positive_int(value: Any, field: str) -> int:
     return int(value)
 
 
+def check_email(value: Any) -> str:
+    """``value`` if it is one email address (no display name, no list), else ValueError.
+
+    Checked by ``email-validator`` (syntax only: no DNS look-up, the ledger is
+    read offline), so a line break, a comma or a second ``@`` (header
+    injection, extra recipients) never reaches an email header. The address is
+    kept as written.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{_show(value)} is not an email address")
+    problem = _email_problem(value)
+    if problem is not None:
+        raise ValueError(f"{value!r} is not an email address: {problem}")
+    return value
+
+
+@functools.lru_cache(maxsize=65536)
+def _email_problem(value: str) -> str | None:
+    """Why ``value`` is not one address (cached: ~50 us a check, and every load re-reads them)."""
+    try:
+        email_validator.validate_email(value, check_deliverability=False, allow_display_name=False)
+    except email_validator.EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
 def parse_hours(text: str) -> datetime.timedelta:
     """``"6h"`` or ``"2d"`` as a timedelta; raises ValueError."""
     match = _HOURS_RE.match(text)
@@ -204,14 +238,26 @@ def _user_label(user_id: str | None) -> str:
     return "" if user_id is None else f" {user_id!r}"
 
 
-def parse(entries: Iterable[data.Directive], users: Iterable[str] | None = None) -> Settings:
+def parse(
+    entries: Iterable[data.Directive], users: Iterable[str] | Mapping[str, Any] | None = None
+) -> Settings:
     """Read the settings directives; malformed ones become errors and are skipped.
 
-    ``users``: the known user ids; a directive naming another user is an error.
+    ``users``: the known user ids (or ids -> :class:`~beancount_credits.ledger.User`,
+    which also checks each wallet's ``email:``); a directive naming another
+    user is an error. A user's email address that is not one is an
+    ``address_errors`` item: that user's problem, not the run's.
     """
     known = None if users is None else set(users)
+    # The wallets' opens (when ``users`` maps ids to Users): their email: is the user's.
+    wallets = {id(user.open) for user in users.values()} if isinstance(users, Mapping) else set()
     settings = Settings()
     for entry in entries:
+        email = entry.meta.get("email") if entry.meta else None
+        if email is not None and (
+            id(entry) in wallets or (isinstance(entry, data.Custom) and entry.type == USER_CHANGE)
+        ):
+            _check_user_email(settings, entry, email)
         if not isinstance(entry, data.Custom) or entry.type not in SETTINGS_TYPES:
             continue
         values = _values(entry)
@@ -245,6 +291,19 @@ def parse(entries: Iterable[data.Directive], users: Iterable[str] | None = None)
     return settings
 
 
+def _check_user_email(settings: Settings, entry: data.Directive, email: Any) -> None:
+    try:
+        check_email(email)
+    except ValueError as exc:
+        user_id = entry.meta.get("user_id") if isinstance(entry, data.Open) else None
+        if isinstance(entry, data.Custom) and entry.values:
+            user_id = entry.values[0].value
+        what = "open" if isinstance(entry, data.Open) else entry.type
+        settings.address_errors.append(
+            CreditsError(entry.meta, f"{what} of user {user_id!r}: email: {exc}", entry)
+        )
+
+
 def _parse_threshold(
     settings: Settings, entry: data.Custom, values: list[Any], known: set[str] | None
 ) -> None:
@@ -276,8 +335,17 @@ def _parse_contact(settings: Settings, entry: data.Custom, values: list[Any], us
     if len(values) != 1:
         raise _Invalid("takes only the user id; addresses go in metadata (email:, webhook:)")
     email = entry.meta.get("email")
-    if email is not None and (not isinstance(email, str) or not _EMAIL_RE.match(email)):
-        raise _Invalid(f"email: {email!r} is not an email address")
+    email_error = None
+    if email is not None:
+        try:
+            check_email(email)
+        except ValueError as exc:
+            # The user's problem alone: listed, and their email is not sent (see address_errors).
+            email_error = str(exc)
+            settings.address_errors.append(
+                CreditsError(entry.meta, f"{entry.type} {user_id!r}: email: {exc}", entry)
+            )
+            email = None
     webhook = entry.meta.get("webhook")
     if webhook is not None and (
         not isinstance(webhook, str) or not re.match(r"^https?://[^\s\"]+$", webhook)
@@ -294,7 +362,7 @@ def _parse_contact(settings: Settings, entry: data.Custom, values: list[Any], us
             f"(channels: {', '.join(CHANNELS)})"
         )
     settings.contacts[user_id].append(
-        Contact(user_id, email, webhook, opt_out, entry.date, entry.meta)
+        Contact(user_id, email, webhook, opt_out, entry.date, entry.meta, email_error)
     )
 
 
@@ -384,13 +452,18 @@ def threshold_commodities(settings: Settings) -> set[str]:
 def contact(settings: Settings, user: Any, date: datetime.date) -> Contact:
     """The user's contact as of a date (falls back to the wallet's ``email:``)."""
     found: Contact | None = _latest(settings.contacts.get(user.user_id, ()), date)
+    if found is not None and (found.email is not None or found.email_error is not None):
+        return found
     wallet_email = user.open.meta.get("email")
-    wallet_email = wallet_email if isinstance(wallet_email, str) else None
+    wallet_error = None
+    if wallet_email is not None:
+        try:
+            check_email(wallet_email)
+        except ValueError as exc:
+            wallet_email, wallet_error = None, str(exc)
     if found is None:
-        return Contact(user.user_id, wallet_email, None, frozenset(), None, {})
-    if found.email is None and wallet_email:
-        return dataclasses.replace(found, email=wallet_email)
-    return found
+        return Contact(user.user_id, wallet_email, None, frozenset(), None, {}, wallet_error)
+    return dataclasses.replace(found, email=wallet_email, email_error=wallet_error)
 
 
 def topup_rule(settings: Settings, user_id: str, date: datetime.date) -> TopUpRule | None:

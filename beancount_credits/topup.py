@@ -125,9 +125,12 @@ def state(
     next_allowed = None
     if last_failure is not None and rule is not None:
         asked = next(item for item in requests if item.request == last_failure.request)
+        # From the decline's own time (failed_at:); a record without one, from the
+        # later of the request and the start of the decline's day.
         failed_at = max(
             asked.requested_at,
-            datetime.datetime.combine(last_failure.date, datetime.time(), datetime.UTC),
+            last_failure.at
+            or datetime.datetime.combine(last_failure.date, datetime.time(), datetime.UTC),
         )
         next_allowed = failed_at + rule.backoff * 2 ** (failures - 1)
     balance = None

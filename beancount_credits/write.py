@@ -24,6 +24,11 @@ A write is:
   :func:`pending_write` lets readers refuse a half-applied ledger;
 - **escaped**: strings from outside go through :func:`quote`, so no input can
   end a string and start a directive;
+- **line-exact**: ledger text is read without newline translation
+  (:func:`read_text`) and split into lines by ``\n`` only (:func:`split_lines`),
+  as Beancount counts them: a U+2028, form feed or lone carriage return inside
+  a string is data, never a line end, so an edit made at a line Beancount
+  reported lands on that line;
 - optionally **committed** to git with a message that says what was written,
   refusing when unrelated changes are already staged.
 """
@@ -189,6 +194,35 @@ def render(entry: data.Directive) -> str:
     raise WriteError(f"cannot write a {type(entry).__name__} directive")
 
 
+# --- Reading ledger text: Beancount's lines -------------------------------------
+
+
+def read_text(path: Path) -> str:
+    """A ledger file's text exactly as Beancount reads it (UTF-8, no newline translation).
+
+    Python's default text mode would turn a lone ``\r`` (data inside a string
+    literal for Beancount) into a line end and shift every line number after it.
+    """
+    with open(path, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` cut into lines the way Beancount counts them: after each ``\n`` only.
+
+    Each line keeps its ``\n`` (or ``\r\n``), so ``"".join`` gives the text
+    back. ``str.splitlines`` also cuts at U+2028, U+2029, U+0085, ``\f``,
+    ``\v``, ``\x1c``-``\x1e`` and a lone ``\r``, which Beancount keeps inside
+    a line: every reader and writer of ledger text uses this function instead.
+    """
+    lines = text.split("\n")
+    last = lines.pop()
+    result = [line + "\n" for line in lines]
+    if last:
+        result.append(last)
+    return result
+
+
 # --- Lock ----------------------------------------------------------------------
 
 
@@ -266,14 +300,14 @@ def month_files(
     result = []
     for path, month in sorted(by_month.items()):
         if path in included:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
             if text and not text.endswith("\n"):
                 text += "\n"
         else:
             text = "; " + header.format(month=f"{path.parent.name}-{path.stem}") + "\n"
         text += "".join("\n" + render(entry) for entry in month)
         result.append(FileChange(path, text))
-    main_text = main.read_text(encoding="utf-8")
+    main_text = read_text(main)
     include = f'include "{folder}/*/*.beancount"'
     if result and include not in main_text:
         separator = "" if main_text.endswith("\n") else "\n"
@@ -296,7 +330,7 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
             target.parent.mkdir(parents=True, exist_ok=True)
             text = changed.get(path)
             if text is not None:
-                target.write_text(text, encoding="utf-8")
+                target.write_text(text, encoding="utf-8", newline="")
             elif path.exists():
                 shutil.copyfile(path, target)
         # Beancount's own loader, minus its pickle cache: a cache of a staging
@@ -330,7 +364,7 @@ def write_temporary(path: Path, text: str) -> Path:
     """``text`` in a fsynced temporary sibling of ``path`` (a name no include glob matches)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(path)
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

@@ -195,6 +195,8 @@ def hook_env(**extra: str) -> dict[str, str]:
         "BEAN_CREDITS_WEBHOOK_TIMEOUT": "0.5",
         "BEAN_CREDITS_WEBHOOK_ATTEMPTS": "3",
         "BEAN_CREDITS_WEBHOOK_BACKOFF": "0.05",
+        # The receiver listens on the loopback interface, which is refused by default.
+        "BEAN_CREDITS_WEBHOOK_ALLOW_PRIVATE": "1",
         **extra,
     }
 

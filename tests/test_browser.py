@@ -11,88 +11,32 @@ a browser here, it launches ``/usr/bin/chromium``.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+import datetime
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import DEMO, ROOT
+from servekit import chromium, serving
 
 from beancount_credits.ledger import Ledger, load
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 PAGE = "/credits-demo/extension/CreditBalanceHistory/"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
     """``bean-credits serve`` on the demo ledger; yields the page's URL."""
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "bean-credits"),
-        "serve",
-        str(DEMO),
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}{PAGE}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"bean-credits serve exited ({process.returncode}):\n{output}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("bean-credits serve did not answer within 90 s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with serving(DEMO, PAGE) as base:
+        yield base + PAGE
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    assert CHROMIUM.exists(), (
-        "the browser test needs Debian's chromium: apt-get install -y chromium (make test does)"
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +66,10 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
     page.goto(served)
     page.wait_for_selector("#cbh-users tbody tr td")
     assert page.locator("#cbh-period").inner_text().startswith("Period: whole history")
+    # Today is past the demo's last record: the banner says what is counted unwritten.
+    notice = page.locator("#cbh-notice")
+    assert notice.is_visible()
+    assert notice.inner_text() == ledger.as_of(datetime.date.today()).notice()
     names = headers(page, "#cbh-users")
     user_col, segment_col, type_col = (
         names.index(n) for n in ("User ID", "Segment", "Credit type")
@@ -178,7 +126,8 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
         if "Credit type" in statement_names
         else top[type_col]
     )
-    wallet = ledger.grants.wallets[user.account, currency]
+    # The page answers for today: the ledger as of today.
+    wallet = ledger.as_of(datetime.date.today()).result.wallets[user.account, currency]
     assert Decimal(last[statement_names.index("Balance")]) == wallet.balance
     # ... and so is the chart's last point.
     last_point = page.eval_on_selector_all(

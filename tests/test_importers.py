@@ -171,13 +171,13 @@ def test_failed_rows_are_all_listed_and_nothing_is_written(base: Path, tmp_path:
     assert code == 1
     assert "Traceback" not in output
     assert "bad.csv: 6 bad row(s); nothing was imported" in output
-    assert "bad.csv:3: user 'carol': amount: 'abc' is not a number" in output
+    assert "bad.csv:3: event 'b-1', user 'carol': amount: 'abc' is not a number" in output
     assert "bad.csv:4: event 'b-2', user 'carol': amount: Draw-down of 5000 CREDIT" in output
-    assert "bad.csv:5: user 'carol': type: unknown event type 'teleport'" in output
-    assert "bad.csv:6: timestamp: 'yesterday' is not an ISO 8601 timestamp" in output
-    assert "bad.csv:6: user: missing" in output
+    assert "bad.csv:5: event 'b-3', user 'carol': type: unknown event type 'teleport'" in output
+    assert "bad.csv:6: event 'b-4': timestamp: 'yesterday' is not an ISO 8601 timestamp" in output
+    assert "bad.csv:6: event 'b-4': user: missing" in output
     assert "bad.csv:7: event 'b-5', user 'carol': reverses: no credits transaction" in output
-    assert "bad.csv:8: user: missing" in output
+    assert "bad.csv:8: event 'b-6': user: missing" in output
     assert "ok-" not in output
     assert snapshot(base.parent) == before
 

@@ -85,7 +85,7 @@ def test_arbitrary_strings_import_as_data_only(
 ) -> None:
     events = [
         {"type": "user", "id": ids[0], "timestamp": "2024-03-01T00:00:00Z", "user": user,
-         "segment": texts[0], "email": texts[1]},
+         "segment": texts[0], "email": "ops+credits@mail.example"},
         {"type": "purchase", "id": ids[1], "timestamp": "2024-03-01T01:00:00Z", "user": user,
          "amount": 100, "description": texts[2], "order": texts[3]},
         {"type": "redeem", "id": ids[2], "timestamp": "2024-03-02T01:00:00Z", "user": user,
@@ -119,7 +119,9 @@ def test_arbitrary_strings_import_as_data_only(
         )
         opened = next(entry for entry in imported if getattr(entry, "account", "") == wallet)
         assert opened.meta["user_id"] == user
-        assert opened.meta["segment"] == texts[0] and opened.meta["email"] == texts[1]
+        # (email is validated: tests/test_security.py feeds it hostile text)
+        assert opened.meta["segment"] == texts[0]
+        assert opened.meta["email"] == "ops+credits@mail.example"
         by_id = {entry.meta["txn_id"]: entry for entry in imported if "txn_id" in entry.meta}
         assert by_id[ids[0]] is opened
         assert by_id[ids[1]].narration == texts[2] and by_id[ids[1]].meta["order"] == texts[3]

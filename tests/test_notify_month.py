@@ -99,16 +99,17 @@ def test_a_month_of_daily_runs(tmp_path: Path) -> None:
                 output = cli("notify", str(ledger), "--date", str(day), env=env)
                 assert "0 delivery(ies) to make" in output
 
-        # Top-ups: declined on the 3rd, retried after the 1-day backoff on the 4th,
-        # declined, retried after 2 days on the 6th, accepted; never again (balance 1300).
+        # Top-ups: declined at noon on the 3rd, retried once the 1-day backoff from the
+        # decline has passed (the 5th's run; the 4th's at 00:00 is too early), declined at
+        # noon, retried 2 days after that (the 8th), accepted; never again (balance 1300).
         requests = sorted(
             (json.loads(path.read_text()) for path in (outbox / "topup").glob("*.json")),
             key=lambda request: request["requested_at"],
         )
         assert [(r["requested_at"][:10], r["attempt"]) for r in requests] == [
             ("2024-03-03", 1),
-            ("2024-03-04", 2),
-            ("2024-03-06", 3),
+            ("2024-03-05", 2),
+            ("2024-03-08", 3),
         ]
         assert len({r["family"] for r in requests}) == 1
         assert all(r["idempotency_key"] == f"{r['family']}.{r['attempt']}" for r in requests)
@@ -129,8 +130,8 @@ def test_a_month_of_daily_runs(tmp_path: Path) -> None:
         assert days == [
             ("2024-03-01", "expiring", "bob"),
             ("2024-03-03", "topup-failed", "org-acme"),
-            ("2024-03-04", "topup-failed", "org-acme"),
             ("2024-03-05", "low-balance", "alice"),
+            ("2024-03-05", "topup-failed", "org-acme"),
             ("2024-03-12", "low-balance", "alice"),
             ("2024-03-18", "expiring", "bob"),
             ("2024-03-20", "low-balance", "alice"),
@@ -144,7 +145,7 @@ def test_a_month_of_daily_runs(tmp_path: Path) -> None:
         assert [mail["To"] for mail in failed_mails] == ["billing@acme.example"] * 2
         body = failed_mails[0].get_content()
         assert "failed: card declined" in body
-        assert "try again automatically after 2024-03-04 00:00 UTC" in body
+        assert "try again automatically after 2024-03-04 12:00 UTC" in body
         assert len(channels.read_lines(outbox / "notifications.jsonl")) == 3 + 2 + 2
     finally:
         hook.stop()

@@ -165,7 +165,7 @@ def test_invariants(tmp_path: Path, history: tuple[list, int]) -> None:
     for entry in entries:
         if not isinstance(entry, data.Transaction):
             continue
-        generated = entry.meta["filename"].startswith("<")
+        generated = engine.is_generated(entry)
         for posting in entry.postings:
             account = posting.account
             if not account.startswith("Assets:Credits:Users:"):

@@ -66,8 +66,14 @@ def ledger_name(path: Path, options: dict) -> str:
     return path.name
 
 
-def export(table: Table, fmt: str, out: BinaryIO, *, ledger_name: str) -> None:
-    """Write ``table`` to the binary stream ``out`` in format ``fmt`` (one of FORMATS)."""
+def export(
+    table: Table, fmt: str, out: BinaryIO, *, ledger_name: str, raw_csv: bool = False
+) -> None:
+    """Write ``table`` to the binary stream ``out`` in format ``fmt`` (one of FORMATS).
+
+    CSV text cells that a spreadsheet would run as formulas get a ``'`` in
+    front unless ``raw_csv`` (see :mod:`.to_csv`).
+    """
     check_format(fmt)
     if fmt == "text":
         from beancount_credits.exports.to_text import write_text
@@ -76,7 +82,7 @@ def export(table: Table, fmt: str, out: BinaryIO, *, ledger_name: str) -> None:
     elif fmt == "csv":
         from beancount_credits.exports.to_csv import write_csv
 
-        write_csv(table, out)
+        write_csv(table, out, raw=raw_csv)
     elif fmt == "xlsx":
         from beancount_credits.exports.to_xlsx import write_xlsx
 
@@ -87,7 +93,9 @@ def export(table: Table, fmt: str, out: BinaryIO, *, ledger_name: str) -> None:
         write_pdf(table, out, ledger_name=ledger_name)
 
 
-def export_file(table: Table, fmt: str, path: Path, *, ledger_name: str) -> None:
+def export_file(
+    table: Table, fmt: str, path: Path, *, ledger_name: str, raw_csv: bool = False
+) -> None:
     """Export to ``path`` atomically: a temporary sibling, fsync, rename.
 
     A failed export (bad row, full disk, interrupted) removes the temporary file
@@ -97,7 +105,7 @@ def export_file(table: Table, fmt: str, path: Path, *, ledger_name: str) -> None
     temporary = write.temporary_path(path)
     try:
         with open(temporary, "wb") as handle:
-            export(table, fmt, handle, ledger_name=ledger_name)
+            export(table, fmt, handle, ledger_name=ledger_name, raw_csv=raw_csv)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -180,6 +180,9 @@ class Page {
       const [users, alerts] = await Promise.all([getJSON("users"), getJSON("alerts")]);
       this.data = users;
       this.$("cbh-period").textContent = `Period: ${users.period}`;
+      const notice = this.$("cbh-notice");
+      notice.textContent = users.notice || "";
+      notice.hidden = !users.notice;
       this.fillChoices();
       this.renderUsers();
       this.renderAlerts(alerts);

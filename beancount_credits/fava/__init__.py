@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from beancount.core import data
-from fava.core.filters import FilterError, TimeFilter
+from fava.core.filters import AccountFilter, AdvancedFilter, FilterError, TimeFilter
 from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
@@ -45,6 +45,7 @@ from beancount_credits.reports.table import ReportError, Table, format_cell
 __all__ = ["CreditBalanceHistory"]
 
 USER_TABLES = ("statement", "daily", "grants", "members")
+LATEST = datetime.date(9998, 12, 31)  # a period may end by then (the page looks ahead of it)
 ALERT_TABLES = ("low_balance", "expiring", "overdraft", "topups")
 
 
@@ -79,13 +80,16 @@ class CreditBalanceHistory(FavaExtensionBase):
     _credits: Ledger | None = None
 
     def after_load_file(self) -> None:
-        # Index the users and wallets once per load, not per request; the end
-        # state of the grants is the expire plugin's (no second engine pass).
+        # Index the users and wallets once per load, not per request; the grant
+        # state starts from the expire plugin's result for this load (no second
+        # engine pass). A new load makes a new Ledger: requests of the old one
+        # keep reading theirs.
         fava = self.ledger
-        self._credits = page.ledger_from_entries(
+        credits = page.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        page.grants_as_of(self._credits, datetime.date.max)
+        page.index(credits)
+        self._credits = credits
 
     @property
     def credits(self) -> Ledger:
@@ -114,20 +118,32 @@ class CreditBalanceHistory(FavaExtensionBase):
         today = datetime.date.today()
         if date_range is None:
             return page.Period.make(None, None, today)
+        if date_range.end > LATEST:
+            # The page looks ahead from the period's end (credits expiring soon...).
+            raise BadRequest(f"time filter: {time!r} ends after {LATEST}, the last day it answers")
         return page.Period.make(date_range.begin, date_range.end, today)
 
     def activity_entries(self) -> Sequence[data.Directive] | None:
         """The entries Fava's account and tag filters keep (not clamped to the time
-        filter: the period is applied by date); None when no such filter is on."""
+        filter: the period is applied by date); None when no such filter is on.
+
+        Fava's own filters, applied to the ledger with its expiries still to
+        come booked (:meth:`asof.Timeline.schedule`), so a period past the
+        ledger's horizon counts the same expiries as the unfiltered view.
+        """
         account = request.args.get("account") or None
         advanced = (request.args.get("filter") or "").strip() or None
         if account is None and advanced is None:
             return None
+        entries: Sequence[data.Directive] = self.credits.timeline.schedule()
         try:
-            filtered = self.ledger.get_filtered(account=account, filter=advanced)
+            if account is not None:
+                entries = AccountFilter(account).apply(entries)
+            if advanced is not None:
+                entries = AdvancedFilter(advanced).apply(entries)
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
-        return filtered.entries
+        return entries
 
     def user_id(self) -> str:
         user_id = request.args.get("user_id", "").strip()
@@ -182,7 +198,7 @@ class CreditBalanceHistory(FavaExtensionBase):
     def choices(self) -> dict[str, list[str]]:
         """Segments and credit types for the page's filter menus."""
         segments = sorted({user.segment for user in self.credits.users.values() if user.segment})
-        wallets = page.grants_as_of(self.credits, datetime.date.max).wallets
+        wallets = page.index(self.credits).wallets
         types = sorted({currency for _account, currency in wallets})
         return {"segments": segments, "credit_types": types}
 
@@ -196,6 +212,8 @@ class CreditBalanceHistory(FavaExtensionBase):
             return error_response(str(exc), exc.status)
         except (ReportError, LedgerError) as exc:
             return error_response(str(exc), 400)
+        except OverflowError:  # a date computed from the request fell off the calendar
+            return error_response("a date of this request is out of range", 400)
 
     @extension_endpoint
     def users(self) -> Any:
@@ -205,6 +223,8 @@ class CreditBalanceHistory(FavaExtensionBase):
                 {
                     "period": period.describe(),
                     "as_of": period.as_of.isoformat(),
+                    # One line when the day is past what the text records.
+                    "notice": self.credits.as_of(period.as_of).notice(),
                     **self.choices(),
                     "table": table_json(self.users_table()),
                 }
@@ -226,6 +246,7 @@ class CreditBalanceHistory(FavaExtensionBase):
                     else str(user.open.meta["email"]),
                     "credit_limit": None if user.credit_limit is None else str(user.credit_limit),
                     "period": self.period().describe(),
+                    "notice": self.credits.as_of(self.period().as_of).notice(),
                     **{name: table_json(table) for name, table in tables.items()},
                 }
             )

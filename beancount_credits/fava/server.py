@@ -2,13 +2,19 @@
 
 The same server as the ``fava`` command (Fava's Flask app on cheroot), loaded
 before it listens so the address it prints answers at once, read-only unless
-asked otherwise, bound to the loopback interface by default.
+asked otherwise, bound to the loopback interface by default, and hardened by
+:mod:`beancount_credits.fava.security` (Content-Security-Policy and the other
+headers, the Host check, the escaped journal, extraction from the import
+folders only, writes under the ledger lock and check).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from beancount_credits.fava import security
 
 EXTENSION = "beancount_credits.fava"
 EXTENSION_CLASS = "CreditBalanceHistory"
@@ -18,8 +24,18 @@ class ServeError(Exception):
     """The server cannot start; the message says why."""
 
 
-def make_app(ledger: Path, *, edit: bool = False, prefix: str | None = None) -> tuple[Any, str]:
-    """Fava's app for LEDGER (loaded now) and the path of the credits page."""
+def make_app(
+    ledger: Path,
+    *,
+    edit: bool = False,
+    prefix: str | None = None,
+    host: str = "127.0.0.1",
+    allow_hosts: Iterable[str] = (),
+) -> tuple[Any, str]:
+    """Fava's app for LEDGER (loaded now) and the path of the credits page.
+
+    It answers the loopback names, ``host`` and ``allow_hosts`` only.
+    """
     from fava.application import create_app
 
     app = create_app([str(ledger.resolve())], load=True, read_only=not edit)
@@ -37,6 +53,7 @@ def make_app(ledger: Path, *, edit: bool = False, prefix: str | None = None) -> 
         prefix = "/" + prefix.strip("/")
         app.wsgi_app = DispatcherMiddleware(simple_wsgi, {prefix: app.wsgi_app})
         path = prefix + path
+    security.secure(app, security.served_hosts(host, allow_hosts))
     return app, path
 
 

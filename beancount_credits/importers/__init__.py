@@ -20,13 +20,20 @@ refused with a message pointing at ``bean-credits import``.
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import beangulp
 from beancount.core import data
 
 from beancount_credits.config import CreditsConfig
-from beancount_credits.importers.events import Row, read_rows, sniff_format
-from beancount_credits.importers.ingest import ImportFailed, ImportResult, describe, import_events
+from beancount_credits.importers.events import ReadError, Row, read_rows, sniff_format
+from beancount_credits.importers.ingest import (
+    ImportFailed,
+    ImportResult,
+    describe,
+    import_events,
+    read_export,
+)
 from beancount_credits.importers.plan import LedgerIndex, Plan, plan_batch
 
 __all__ = [
@@ -55,18 +62,21 @@ class EventsImporter(beangulp.Importer):
     def name(self) -> str:
         return f"beancount_credits.events.{self.fmt}"
 
-    def _text(self, filepath: str) -> str | None:
-        try:
-            with open(filepath, encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except (OSError, UnicodeDecodeError):
-            return None
+    def _read(self, filepath: str) -> str:
+        """The export's text; ImportFailed (by line, never echoing the file) if it is none."""
+        if not filepath.lower().endswith(self.suffixes):
+            # Only event exports: Fava's extract may name any file with any importer.
+            raise ImportFailed(
+                f"{filepath}: not a {self.fmt} export (the name ends in {', '.join(self.suffixes)})"
+            )
+        return read_export(Path(filepath))
 
     def identify(self, filepath: str) -> bool:
-        if not filepath.lower().endswith(self.suffixes):
+        try:
+            text = self._read(filepath)
+        except ImportFailed:
             return False
-        text = self._text(filepath)
-        if text is None or sniff_format(filepath, text) != self.fmt:
+        if sniff_format(filepath, text) != self.fmt:
             return False
         try:
             first = next((row for row in read_rows(text, self.fmt) if isinstance(row, Row)), None)
@@ -83,11 +93,13 @@ class EventsImporter(beangulp.Importer):
         return max(dates) if dates else None
 
     def _plan(self, filepath: str, existing: data.Entries, strict: bool = True) -> Plan:
-        text = self._text(filepath)
-        if text is None:
-            raise ImportFailed(f"cannot read {filepath}")
+        text = self._read(filepath)
         index = LedgerIndex.from_entries(existing or [], self.config)
-        result = plan_batch(index, read_rows(text, self.fmt), self.timezone)
+        try:
+            rows = list(read_rows(text, self.fmt))
+        except ReadError as exc:
+            raise ImportFailed(f"{filepath}: {exc}") from None
+        result = plan_batch(index, rows, self.timezone)
         if strict:
             lines = [
                 describe(filepath, line, problem, result)

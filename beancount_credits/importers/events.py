@@ -27,6 +27,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 
 from beancount_credits.accounts import UserIdError, user_component
+from beancount_credits.write import split_lines
 
 EVENT_TYPES = (
     "user",
@@ -68,8 +69,11 @@ _AMOUNT_RE = re.compile(
 )
 _CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
 _SOURCE_RE = re.compile(r"^[A-Z][A-Za-z0-9-]*$")
+# The last day an event may fall on: the balance log asserts a day's balance on the next day.
+LAST_DAY = datetime.date.max - datetime.timedelta(days=1)
 # Lone surrogates (JSON can spell them, "\ud800") are not text: no UTF-8 file holds them.
 _UNWRITABLE_RE = re.compile("[\ud800-\udfff]")
+_UNDECODED_RE = re.compile("[\udc80-\udcff]")  # bytes that "surrogateescape" kept
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +113,34 @@ class ReadError(Exception):
     """An export that cannot be read at all (not CSV/JSON Lines, no header)."""
 
 
+class NotText(ReadError):
+    """An export that is not UTF-8 text; ``lines`` says where, one line per bad line."""
+
+    def __init__(self, lines: list[tuple[int, str]]):
+        super().__init__(f"not UTF-8 text ({len(lines)} line(s))")
+        self.lines = lines
+
+
+def decode(data: bytes) -> str:
+    """An export's bytes as text (UTF-8, a leading BOM dropped); :class:`NotText` if not.
+
+    A file that is not UTF-8 is reported by line and column (never by byte
+    offset, and never by echoing the bytes' neighbours).
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "surrogateescape")
+        bad = []
+        for number, line in enumerate(split_lines(text), start=1):
+            found = _UNDECODED_RE.search(line)
+            if found is not None:
+                byte, column = ord(found.group()) - 0xDC00, found.start() + 1
+                bad.append((number, f"not UTF-8 text (byte 0x{byte:02x} at column {column})"))
+        raise NotText(bad) from None
+    return text.removeprefix("\ufeff")
+
+
 # --- Reading ---------------------------------------------------------------------
 
 
@@ -133,16 +165,18 @@ def read_rows(text: str, fmt: str) -> Iterator[Row | tuple[int, Problem]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
-    # Only "\n" ends a record: str.splitlines would also split at U+2028 and
-    # the like, which JSON leaves unescaped inside strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    # Only "\n" ends a record (write.split_lines): str.splitlines would also split
+    # at U+2028 and the like, which JSON leaves unescaped inside strings.
+    for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
             # Decimal, not float: 0.1 credits must stay 0.1.
             record = json.loads(line, parse_float=Decimal)
         except ValueError as exc:
-            yield number, Problem("row", f"not a JSON object: {exc}")
+            # The decoder's message names a position, never the text itself.
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not JSON"
+            yield number, Problem("row", f"not a JSON object: {reason}")
             continue
         if not isinstance(record, dict):
             yield number, Problem("row", f"not a JSON object but {type(record).__name__}")
@@ -160,7 +194,8 @@ def _csv_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
         raise ReadError(f"line 1: not a CSV header: {exc}") from None
     header = [name.strip() for name in header]
     if "type" not in header:
-        raise ReadError(f"line 1: the CSV header has no 'type' column: {','.join(header)!r}")
+        # Not an event export: say so without echoing the file (it may be anything).
+        raise ReadError(f"line 1: the CSV header has no 'type' column ({len(header)} column(s))")
     start = reader.line_num + 1
     while True:
         try:
@@ -226,9 +261,12 @@ def parse_money(value: Any) -> amount_lib.Amount:
 def parse_date(value: Any) -> datetime.date:
     text = _text(value).strip()
     try:
-        return datetime.date.fromisoformat(text)
+        day = datetime.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if day > LAST_DAY:
+        raise ValueError(f"{day} is after {LAST_DAY}, the last day a ledger can log a balance on")
+    return day
 
 
 def parse_timestamp(value: Any) -> datetime.datetime:
@@ -242,6 +280,31 @@ def parse_timestamp(value: Any) -> datetime.datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp") from None
     return stamp.replace(tzinfo=datetime.UTC) if stamp.tzinfo is None else stamp
+
+
+def ledger_date(stamp: datetime.datetime, timezone: zoneinfo.ZoneInfo | None) -> datetime.date:
+    """The ledger day of a timestamp (UTC, or the configured zone); ValueError out of range.
+
+    The day after it must exist too: the balance log asserts a day's balance on
+    the next day, so 9999-12-31 cannot be a ledger day.
+    """
+    try:
+        day = stamp.astimezone(timezone or datetime.UTC).date()
+    except OverflowError:
+        raise ValueError(
+            f"{stamp.isoformat()} falls outside the dates a ledger can hold "
+            f"({datetime.date.min} to {LAST_DAY})"
+        ) from None
+    if day > LAST_DAY:
+        raise ValueError(f"{day} is after {LAST_DAY}, the last day a ledger can log a balance on")
+    return day
+
+
+def parse_email(value: Any) -> str:
+    """An email address (one, without a display name), checked by :func:`settings.check_email`."""
+    from beancount_credits.settings import check_email
+
+    return check_email(_text(value).strip())
 
 
 def parse_credit_limit(value: Any) -> Decimal | amount_lib.Amount:
@@ -319,6 +382,7 @@ PARSERS = {
     "reason": _required_string,
     "reverses": _required_string,
     "grant": _required_string,
+    "email": parse_email,
 }
 
 
@@ -386,7 +450,10 @@ def parse_event(row: Row, timezone: zoneinfo.ZoneInfo | None = None) -> Event | 
     if problems:
         return problems
     stamp: datetime.datetime = parsed.pop("timestamp")
-    date = stamp.astimezone(timezone or datetime.UTC).date()
+    try:
+        date = ledger_date(stamp, timezone)
+    except ValueError as exc:
+        return [Problem("timestamp", str(exc))]
     return Event(
         line=row.line,
         type=kind,

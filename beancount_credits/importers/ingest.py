@@ -40,7 +40,15 @@ from beancount import loader
 
 from beancount_credits import incremental, write
 from beancount_credits.importers import plan as planning
-from beancount_credits.importers.events import Problem, ReadError, Row, read_rows, rows_of
+from beancount_credits.importers.events import (
+    NotText,
+    Problem,
+    ReadError,
+    Row,
+    decode,
+    read_rows,
+    rows_of,
+)
 from beancount_credits.ledger import find_config
 from beancount_credits.reports.table import format_cell
 
@@ -48,6 +56,7 @@ IMPORT_DIR = "imports"
 IMPORT_GLOB = f"{IMPORT_DIR}/*.beancount"
 _LINE_RE = re.compile(r"^(.*?):(\d+): ")
 _MAX_RETRIES = 20
+_MAX_REASON = 300  # characters of one problem's reason
 
 
 class ImportFailed(Exception):
@@ -106,15 +115,10 @@ def source_of(events: Events, fmt: str | None) -> Source:
 
     if isinstance(events, str | Path):
         if str(events) == "-":
-            text = sys.stdin.read()
+            text = _decoded("<stdin>", sys.stdin.buffer.read())
             return Source("<stdin>", fmt or sniff_format("", text), text)
         path = Path(events)
-        try:
-            # newline="": a CR inside a quoted CSV field is data, not a line end.
-            with path.open(encoding="utf-8", newline="") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ImportFailed(f"cannot read {path}: {exc}") from None
+        text = read_export(path)
         return Source(str(path), fmt or sniff_format(path.name, text), text, path=path)
     if hasattr(events, "read"):
         text = events.read()  # type: ignore[union-attr]
@@ -123,17 +127,44 @@ def source_of(events: Events, fmt: str | None) -> Source:
     return Source("<events>", fmt or "jsonl", records=list(events))  # type: ignore[arg-type]
 
 
+def read_export(path: Path) -> str:
+    """An export file's text, or ImportFailed (never quoting the file).
+
+    Read as bytes and decoded here: no newline translation (a CR inside a
+    quoted CSV field is data), and bad UTF-8 is reported by line and column.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImportFailed(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _decoded(str(path), data)
+
+
+def _decoded(name: str, data: bytes) -> str:
+    try:
+        return decode(data)
+    except NotText as exc:
+        raise ImportFailed(
+            f"{name}: not UTF-8 text; nothing was imported",
+            [f"{name}:{line}: {reason}" for line, reason in exc.lines],
+        ) from None
+
+
 def describe(source: str, line: int, problem: Problem, plan: planning.Plan) -> str:
     """One error line: file, line, event id, user, field and reason."""
     event = plan.events.get(line)
     who = []
-    if event is not None:
-        who.append(f"event {event.id!r}")
+    event_id = event.id if event is not None else plan.ids.get(line)
+    if event_id is not None:
+        who.append(f"event {event_id!r}")
     user = plan.users.get(line)
     if user is not None:
         who.append(f"user {user!r}")
     where = f"{source}:{line}: " + (", ".join(who) + ": " if who else "")
-    return f"{where}{problem.field}: {problem.reason}"
+    reason = problem.reason
+    if len(reason) > _MAX_REASON:  # a huge field value is quoted in part
+        reason = reason[: _MAX_REASON - 1] + "…"
+    return f"{where}{problem.field}: {reason}"
 
 
 def parse_ledger(main: Path) -> tuple[list, dict]:
@@ -185,7 +216,7 @@ _META_RE = re.compile(r"^\s+([a-z][a-zA-Z0-9_-]*):")
 
 def apply_edits(text: str, edits: list[planning.Edit], path: str) -> str:
     """The file's text with the edits made at their transactions' header lines."""
-    lines = text.splitlines(keepends=True)
+    lines = write.split_lines(text)
     for edit in sorted(edits, key=lambda edit: edit.lineno, reverse=True):
         index = edit.lineno - 1
         match = _HEADER_RE.match(lines[index]) if 0 <= index < len(lines) else None
@@ -235,8 +266,8 @@ def changes_for(
         by_file.setdefault(edit.filename, []).append(edit)
     for filename, edits in sorted(by_file.items()):
         path = Path(filename)
-        result.append(write.FileChange(path, apply_edits(path.read_text("utf-8"), edits, filename)))
-    main_text = main.read_text(encoding="utf-8")
+        result.append(write.FileChange(path, apply_edits(write.read_text(path), edits, filename)))
+    main_text = write.read_text(main)
     include = f'include "{IMPORT_GLOB}"'
     if batch_path is not None and include not in main_text:
         separator = "" if main_text.endswith("\n") else "\n"
@@ -275,7 +306,7 @@ def trace(
 def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> None:
     """The rejected records, in the input's own format, so they can be fixed and re-imported."""
     rows = {row.line: row for row in source.rows() if isinstance(row, Row)}
-    raw = (source.text or "").split("\n")
+    raw = [line.removesuffix("\n") for line in write.split_lines(source.text or "")]
     out = io.StringIO()
     if source.fmt == "csv":
         header = next(csv.reader(io.StringIO(source.text or ""))) if source.text else []

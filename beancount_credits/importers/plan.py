@@ -74,6 +74,16 @@ class TxnRef:
     entry: data.Transaction | None = None  # the batch's entry (for in-batch edits)
 
 
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What an id names in the ledger other than a transaction (for the id-reuse check)."""
+
+    kind: str  # "open", "credits-user", "credits-topup", "expiry change"
+    user: str | None
+    filename: str | None
+    lineno: int | None
+
+
 @dataclasses.dataclass
 class UserState:
     user_id: str
@@ -90,6 +100,7 @@ class LedgerIndex:
     users: dict[str, UserState]
     ids: set[str]
     transactions: dict[str, TxnRef]
+    recorded: dict[str, Recorded] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_entries(cls, entries: Iterable[data.Directive], config: CreditsConfig) -> LedgerIndex:
@@ -98,18 +109,27 @@ class LedgerIndex:
         users: dict[str, UserState] = {}
         ids: set[str] = set()
         transactions: dict[str, TxnRef] = {}
+        recorded: dict[str, Recorded] = {}
         user_changes: list[data.Custom] = []
         for entry in entries:
             meta = entry.meta or {}
             txn_id = meta.get("txn_id")
+            where = (meta.get("filename"), meta.get("lineno"))
             if txn_id is not None:
                 ids.add(str(txn_id))
+                if isinstance(entry, data.Open):
+                    recorded[str(txn_id)] = Recorded("open", _user_of(meta), *where)
+                elif isinstance(entry, data.Custom):
+                    user = str(entry.values[0].value) if entry.values else None
+                    recorded[str(txn_id)] = Recorded(entry.type, user, *where)
             if isinstance(entry, data.Transaction):
                 if txn_id is not None:
                     transactions[str(txn_id)] = transaction_ref(entry, str(txn_id), config)
                     changes = meta.get("expiry_changes")
                     if changes:
-                        ids.update(part.strip() for part in str(changes).split(","))
+                        for part in str(changes).split(","):
+                            ids.add(part.strip())
+                            recorded[part.strip()] = Recorded("expiry change", None, *where)
             elif isinstance(entry, data.Open):
                 accounts.add(entry.account)
                 if config.is_user_account(entry.account):
@@ -124,7 +144,11 @@ class LedgerIndex:
                 for key in USER_FIELDS:
                     if key in change.meta:
                         users[user_id].fields[key] = change.meta[key]
-        return cls(config, accounts, users, ids, transactions)
+        return cls(config, accounts, users, ids, transactions, recorded)
+
+
+def _user_of(meta: dict[str, Any]) -> str | None:
+    return None if meta.get("user_id") is None else str(meta["user_id"])
 
 
 def transaction_ref(entry: data.Transaction, txn_id: str, config: CreditsConfig) -> TxnRef:
@@ -176,6 +200,7 @@ class Plan:
     problems: dict[int, list[Problem]]  # by row line
     events: dict[int, Event]  # the parsed events by row line (for messages)
     users: dict[int, str | None]  # the user of each row, where known
+    ids: dict[int, str | None] = dataclasses.field(default_factory=dict)  # each row's id
 
     @property
     def empty(self) -> bool:
@@ -193,6 +218,7 @@ class _Planner:
         self.batch_ids: set[str] = set()
         self.edits: list[Edit] = []
         self.new_wallets: dict[str, str] = {}  # user id -> wallet this batch opens
+        self.seen: dict[str, tuple[int, dict[str, Any]]] = {}  # event id -> first row, content
         self.new = 0
         self.already = 0
 
@@ -271,6 +297,90 @@ class _Planner:
             frozenset(),
             postings,
         )
+
+    # --- an event id names one event ------------------------------------------------
+
+    def reused(self, event: Event) -> Problem | None:
+        """A problem if the event's id already names a different event (batch or ledger).
+
+        An id is an idempotency key: the same event sent again is fine (it is
+        counted as already imported), but another event under the same id is an
+        error naming both. A redemption's status and time may change (pending,
+        then settled or cancelled); nothing else may.
+        """
+        content = _content(event)
+        first = self.seen.setdefault(event.id, (event.line, content))
+        if first[0] != event.line and first[1] != content:
+            differ = sorted(
+                name for name in {*first[1], *content} if first[1].get(name) != content.get(name)
+            )
+            return Problem(
+                "id",
+                f"{event.id!r} is also the id of line {first[0]}, a different event "
+                f"({', '.join(differ)} differ); an event id names one event",
+            )
+        ref = self.index.transactions.get(event.id)
+        if ref is not None:
+            differ = self.differs_from(event, ref)
+            if differ:
+                return Problem(
+                    "id",
+                    f"{event.id!r} is already the id of the entry at {ref.filename}:"
+                    f"{ref.lineno}, which differs ({'; '.join(differ)}); an event id names "
+                    "one event",
+                )
+            return None
+        recorded = self.index.recorded.get(event.id)
+        if recorded is not None:
+            kind = _recorded_kind(event, self.index)
+            differ = []
+            if kind is not None and kind != recorded.kind:
+                differ.append(f"{recorded.kind} in the ledger, {kind} in this row")
+            if None not in (recorded.user, event.user) and recorded.user != event.user:
+                differ.append(f"user {recorded.user!r} in the ledger, {event.user!r} in this row")
+            if differ:
+                return Problem(
+                    "id",
+                    f"{event.id!r} is already the id of the entry at {recorded.filename}:"
+                    f"{recorded.lineno}, which differs ({'; '.join(differ)}); an event id "
+                    "names one event",
+                )
+        return None
+
+    def differs_from(self, event: Event, ref: TxnRef) -> list[str]:
+        """How the transaction the event would book differs from the ledger's ``ref``."""
+        kind = event.type
+        if kind == "topup" and event.get("status") == "failed":
+            return ["a transaction in the ledger, a failed top-up in this row"]
+        counter = number = date = None
+        if kind in SOURCES:
+            source = (event.get("source") or "TopUp") if kind == "topup" else SOURCES[kind]
+            counter, number, date = f"{self.config.income}:{source}", event.get("amount"), True
+        elif kind == "redeem":
+            use = "Sessions" if event.get("session") else "Orders"
+            counter, number = f"{self.config.expenses}:{use}", -event.get("amount")
+        elif kind == "adjust":
+            counter, number, date = self.config.adjustments, event.get("amount"), True
+        elif kind == "reverse":
+            date = True
+        else:  # user, expiry_change: their ids never name a transaction
+            return [f"a transaction in the ledger, a {kind} event in this row"]
+        wallet = None
+        if event.user is not None:
+            state = self.index.users.get(event.user)
+            wallet = state.account if state else user_account(event.user, self.config.users)
+        checks = [
+            ("wallet", ref.wallet, wallet),
+            ("amount", ref.number, number),
+            ("credit type", ref.currency, event.commodity if number is not None else None),
+            ("account", ref.counter, counter),
+            ("date", ref.date, event.date if date else None),
+        ]
+        return [
+            f"{name} {have} in the ledger, {want} in this row"
+            for name, have, want in checks
+            if have is not None and want is not None and have != want
+        ]
 
     # --- one handler per event type, each returns its problems ---------------------
 
@@ -378,6 +488,8 @@ class _Planner:
                 request=request,
                 reason=event.get("reason"),
                 amount=event.get("amount"),
+                # The decline's own time: the top-up backoff counts from it.
+                failed_at=event.timestamp.astimezone(datetime.UTC).isoformat(),
             ),
             event.date,
             "credits-topup",
@@ -590,6 +702,7 @@ def plan_batch(
     problems: dict[int, list[Problem]] = {}
     events: dict[int, Event] = {}
     users: dict[int, str | None] = {}
+    ids: dict[int, str | None] = {}
     for row in rows:
         if isinstance(row, tuple):
             line, problem = row
@@ -599,12 +712,14 @@ def plan_batch(
         if row.line in skip:
             continue
         users[row.line] = _text_or_none(row.fields.get("user"))
+        ids[row.line] = _text_or_none(row.fields.get("id"))
         parsed = parse_event(row, timezone)
         if isinstance(parsed, list):
             problems[row.line] = parsed
             continue
         events[row.line] = parsed
-        found = planner.handle(parsed)
+        reused = planner.reused(parsed)
+        found = [reused] if reused is not None else planner.handle(parsed)
         if found:
             problems[row.line] = found
     entries = [*planner.opens.values(), *planner.entries]
@@ -616,7 +731,35 @@ def plan_batch(
         problems=problems,
         events=events,
         users=users,
+        ids=ids,
     )
+
+
+def _content(event: Event) -> dict[str, Any]:
+    """What must be the same whenever an event id comes again (as text, for messages)."""
+    fields = {name: str(value) for name, value in event.fields.items()}
+    content: dict[str, Any] = {
+        "type": event.type,
+        "user": event.user,
+        "commodity": event.commodity,
+        **fields,
+    }
+    if event.type == "redeem":
+        content.pop("status", None)  # pending, then settled or cancelled, on later days
+    else:
+        content["date"] = event.date
+    return content
+
+
+def _recorded_kind(event: Event, index: LedgerIndex) -> str | None:
+    """The kind of non-transaction entry the event makes (None: a transaction)."""
+    if event.type == "user":
+        return "open" if event.user not in index.users else None
+    if event.type == "topup" and event.get("status") == "failed":
+        return "credits-topup"
+    if event.type == "expiry_change":
+        return "expiry change"
+    return "transaction"
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -27,12 +27,14 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits import loadstamp
 from beancount_credits.config import ConfigError, CreditsConfig, parse_config
-from beancount_credits.engine import CreditsError
+from beancount_credits.engine import CreditsError, generated_meta, is_generated
 
 __plugins__ = ("daily_balances",)
 
-GENERATED_FILENAME = "<beancount_credits.plugins.daily_balances>"
+PLUGIN = "beancount_credits.plugins.daily_balances"
+GENERATED_FILENAME = f"<{PLUGIN}>"
 ONE_DAY = datetime.timedelta(days=1)
 
 BalanceKey = tuple[str, str, datetime.date]  # wallet, commodity, assertion date
@@ -90,6 +92,7 @@ def daily_balances(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Add the end-of-day balance assertions that the text does not record yet."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_config(config_str)
     except ConfigError as exc:
@@ -98,9 +101,44 @@ def daily_balances(
             CreditsError(meta, f"beancount_credits.plugins.daily_balances: {exc}", None)
         ]
     new_entries = missing_balances(entries, config)
+    errors = last_day_errors(entries, config)
     if not new_entries:
-        return entries, []
-    return entries + new_entries, []
+        return entries, errors
+    return entries + new_entries, errors
+
+
+def last_day_errors(entries: list[data.Directive], config: CreditsConfig) -> list[CreditsError]:
+    """A wallet posting on the last date Beancount knows: its balance cannot be logged.
+
+    One error per such transaction, pointing at it (at its grant, for an expiry
+    the grant engine made), instead of an overflow inside the plugin.
+    """
+    last = [
+        entry
+        for entry in entries
+        if isinstance(entry, data.Transaction)
+        and entry.date == datetime.date.max
+        and any(config.is_user_account(posting.account) for posting in entry.postings)
+    ]
+    if not last:
+        return []
+    written = {
+        entry.meta.get("txn_id"): entry
+        for entry in entries
+        if isinstance(entry, data.Transaction) and not is_generated(entry)
+    }
+    errors = []
+    for entry in last:
+        source = written.get(entry.meta.get("grant"), entry) if is_generated(entry) else entry
+        errors.append(
+            CreditsError(
+                source.meta,
+                f"{entry.date}: the end-of-day balance of {entry.narration!r} cannot be logged "
+                "on the next day, which is past the last date a ledger can hold; date it earlier",
+                source,
+            )
+        )
+    return errors
 
 
 def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> list[data.Balance]:
@@ -113,13 +151,16 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
     }
     new_entries: list[data.Balance] = []
     for day, account, currency, balance in end_of_day_balances(entries, config):
+        if day == datetime.date.max:
+            continue  # no next day to assert it on (last_day_errors says so)
         date = day + ONE_DAY
         if (account, currency, date) in recorded:
             continue
         close_date = closed.get(account)
         if close_date is not None and date > close_date:
             continue  # a closed wallet takes no assertions after its close
-        meta = {"filename": GENERATED_FILENAME, "lineno": 0, "generated": True}
+        meta = generated_meta(PLUGIN, 0, GENERATED_FILENAME)
+        meta["generated"] = True  # shown in Fava; the mark is what the tools read
         new_entries.append(
             data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
         )

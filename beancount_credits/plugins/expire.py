@@ -19,6 +19,10 @@ or with a configuration dict (see :mod:`beancount_credits.config` for the keys):
 
     plugin "beancount_credits.plugins.expire" "{'breakage': 'Equity:Expired'}"
 
+Entries it makes carry the generated mark (``engine.GENERATED_KEY``), which
+ledger text cannot hold: however the ledger is loaded (``load_file``,
+``load_string``, Fava) they are told apart from written ones by it.
+
 Expiries written into the ledger text (by ``bean-credits close-day``) are
 recognised by their Transaction ID (``<grant id>:expiry``) and not generated
 again; if their amount or date no longer matches, that is an error.
@@ -31,22 +35,17 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import engine
+from beancount_credits import engine, loadstamp
 from beancount_credits.config import ConfigError, parse_config
 
 __plugins__ = ("expire",)
-
-# The grant ledger of the last run and the options map it ran with: the Fava
-# page (beancount_credits.page) reads the grants of the ledger Fava just loaded
-# from here instead of running the engine again. Without the entries and
-# errors, which the loader returns anyway.
-last_result: tuple[dict[str, Any], engine.EngineResult] | None = None
 
 
 def expire(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[engine.CreditsError]]:
     """Run the grant engine over the entries."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_config(config_str)
     except ConfigError as exc:
@@ -55,6 +54,7 @@ def expire(
             engine.CreditsError(meta, f"beancount_credits.plugins.expire: {exc}", None)
         ]
     result = engine.run(entries, config, record=False)
-    global last_result
-    last_result = (options_map, dataclasses.replace(result, entries=[], errors=[]))
+    # The grant state of this load, for the tools that read the same load (the
+    # Fava page): kept on this load's options map, in memory only.
+    loadstamp.stamp(options_map, dataclasses.replace(result, entries=[], errors=[]))
     return result.entries, result.errors

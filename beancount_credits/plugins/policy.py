@@ -66,6 +66,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits import loadstamp
 from beancount_credits.config import (
     ConfigError,
     CreditsConfig,
@@ -386,6 +387,7 @@ def policy(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Check the entries against the policy; the entries are returned unchanged."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_policy_config(config_str)
     except ConfigError as exc:

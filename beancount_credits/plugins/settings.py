@@ -5,8 +5,10 @@ per malformed ``credits-*`` settings directive (``credits-low-balance``,
 ``credits-contact``, ``credits-topup-rule``, ``credits-topup-enable``,
 ``credits-expiry-warnings``; see :mod:`beancount_credits.settings` for their
 syntax), so ``bean-check`` prints ``file:line: credits-contact 'alice': email:
-'x' is not an email address``. A directive naming a user id that no wallet's
-``open`` carries is an error too.
+'x' is not an email address: ...``. A directive naming a user id that no
+wallet's ``open`` carries is an error too, and so is a user's ``email:`` (on
+the wallet's ``open``, a ``credits-user`` change or a ``credits-contact``) that
+is not one email address.
 
 Enable it with::
 
@@ -22,7 +24,7 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import settings
+from beancount_credits import loadstamp, settings
 from beancount_credits.config import ConfigError, parse_config
 from beancount_credits.engine import CreditsError
 from beancount_credits.ledger import index_users
@@ -36,10 +38,12 @@ def check_settings(
     entries: list[data.Directive], options_map: dict[str, Any], config_str: str | None = None
 ) -> tuple[list[data.Directive], list[CreditsError]]:
     """Parse the settings directives; the entries are returned unchanged."""
+    loadstamp.stamp(options_map)
     try:
         config = parse_config(config_str)
     except ConfigError as exc:
         meta = data.new_metadata(f"<{PLUGIN}>", 0)
         return entries, [CreditsError(meta, f"{PLUGIN}: {exc}", None)]
     users = index_users(entries, config)
-    return entries, settings.parse(entries, users).errors
+    parsed = settings.parse(entries, users)
+    return entries, parsed.errors + parsed.address_errors

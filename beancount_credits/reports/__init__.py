@@ -64,8 +64,12 @@ def run(name: str, ledger: Ledger, filters: Filters) -> Table:
                 f"--{field} does not apply to report {name!r} (it applies to: "
                 f"{', '.join(sorted(users))})"
             )
-    common.check_range(ledger, filters)
-    table = make(ledger, filters)
+    view = ledger
+    if filters.date_to is not None and ledger.day != filters.date_to:
+        # Every report reads the ledger as of the end of --to (beancount_credits.asof).
+        view = ledger.at(filters.date_to)
+    common.check_range(ledger, filters, view)
+    table = make(view, filters)
     return common.sort_table(table, filters.sort, filters.desc, name)
 
 

@@ -99,11 +99,17 @@ def last_date(ledger: Ledger) -> datetime.date | None:
     return next((e.date for e in reversed(ledger.entries) if isinstance(e, data.Transaction)), None)
 
 
-def check_range(ledger: Ledger, filters: Filters) -> None:
-    """ReportError when the date range misses the ledger's history altogether."""
+def check_range(ledger: Ledger, filters: Filters, view: Ledger | None = None) -> None:
+    """ReportError when the date range misses the ledger's history altogether.
+
+    ``view``: the ledger as of ``--to``, whose last transaction may be an
+    expiry the text does not record yet.
+    """
     first, last = first_date(ledger), last_date(ledger)
     if first is None or last is None:
         return
+    if view is not None:
+        last = max(last, last_date(view) or last)
     if filters.date_from is not None and filters.date_from > last:
         raise ReportError(
             f"empty range: --from {filters.date_from} is after the ledger's last transaction "
@@ -120,17 +126,15 @@ def check_range(ledger: Ledger, filters: Filters) -> None:
 
 
 def grants_as_of(ledger: Ledger, date: datetime.date | None) -> engine.EngineResult:
-    """The engine's grant ledger after the end of ``date`` (None: the whole ledger).
+    """The grant ledger at the end of ``date`` (None: the ledger as loaded).
 
-    ``Ledger.grants`` has seen every entry; as of an earlier day the engine is
-    run again over the entries through that day (expiries booked through it).
+    A report runs on the ledger as of its ``--to`` (:func:`reports.run`), whose
+    grants these are; another day is asked of the same owner
+    (:mod:`beancount_credits.asof`).
     """
-    last = last_date(ledger)
-    if date is None or last is None or date >= last:
+    if date is None or date == ledger.day:
         return ledger.grants
-    entries = [entry for entry in ledger.entries if entry.date <= date]
-    config = dataclasses.replace(ledger.config, annotate=False)
-    return engine.run(entries, config, through=date)
+    return ledger.as_of(date).result
 
 
 def unit_cost(grant: engine.Grant | None) -> tuple[Decimal, str] | None:
