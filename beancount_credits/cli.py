@@ -160,6 +160,9 @@ def report(
                     f"{ledger} -o {source}",
                     err=True,
                 )
+            notice = columnar_reports.horizon_notice(opened, date_to)
+            if notice is not None:
+                click.echo(notice, err=True)
             table = columnar_reports.run(name, opened, filters)
             write_report(table, fmt, output, exports.ledger_name(ledger, {}), raw_csv)
         except (ReportError, exports.ExportError) as exc:

@@ -651,6 +651,8 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         records: list[dict[str, Any]] = []
         loaded = [active.name]
         owned = not isinstance(ledger, Ledger)
+        active_ledger.grants  # noqa: B018 -- books through the horizon, which the manifest keeps
+        horizon = active_ledger.timeline.horizon
         hashes = writer.period(active_ledger, active, release=owned)
         active_record = period_record(
             active, None, hashes, transactions_span(active_ledger, active)
@@ -691,6 +693,9 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         "ledger": str(main),
         "first_date": min(firsts, default=None),
         "last_date": max(lasts, default=None),
+        # The last day the ledger text recorded: a report for a later day says
+        # what the export leaves out (columnar_reports.horizon_notice).
+        "horizon": None if horizon is None else horizon.isoformat(),
         "periods": records,
         "partitions": writer.hashes,
         "sources": sources,

@@ -141,6 +141,34 @@ def filter_params(source: Source, filters: Filters) -> dict[str, Any]:
     }
 
 
+def horizon_notice(source: Source, day: datetime.date) -> str | None:
+    """One line when ``day`` is past what the export's ledger text recorded, else None.
+
+    The ledger path books the engine through ``day`` (:mod:`beancount_credits.asof`):
+    expiries due after the horizon count there; the export holds what the text
+    recorded when it was made, so this says what it leaves out.
+    """
+    horizon = _date(source.manifest.get("horizon"))
+    if horizon is None or day <= horizon:
+        return None
+    pending = source.rows(sql.PENDING, {"horizon": horizon, "date_to": day})
+    if not pending:
+        return (
+            f"as of {day}: the export records the ledger through {horizon}; "
+            "no expiry is due since then"
+        )
+    count = sum(grants for _currency, grants, _remaining in pending)
+    amounts = ", ".join(
+        f"{remaining.normalize():f} {currency}" for currency, _n, remaining in pending
+    )
+    noun = "expiry" if count == 1 else "expiries"
+    return (
+        f"export recorded through {horizon}; {count} {noun} since then ({amounts}) "
+        "are not counted here (the report without --source counts them): run "
+        "bean-credits close-day, then export again"
+    )
+
+
 def check_range(source: Source, filters: Filters) -> None:
     """The ledger path's empty-range errors, from the export's date span."""
     first, last = span(source)

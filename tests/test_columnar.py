@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -199,6 +200,9 @@ def test_cli_export_and_report_source(tmp_path: Path) -> None:
     assert not_export.exit_code != 0 and "is not a columnar export" in not_export.output
     uri = runner.invoke(main, [*args, "--source", "s3a://credits/export"])
     assert uri.exit_code != 0 and "a URI needs --engine spark" in uri.output
+    past = runner.invoke(main, [*args[:3], "--to", "2027-12-31", "--source", str(out)])
+    assert past.exit_code == 0, past.output
+    assert "export recorded through 2026-11-21; 48 expiries since then" in past.stderr
     no_source = runner.invoke(main, [*args, "--engine", "spark"])
     assert (
         no_source.exit_code != 0 and "--engine applies to reports on an export" in no_source.output
@@ -307,6 +311,14 @@ def test_export_of_a_closed_ledger_equals_the_never_closed_ledgers_reports(  # t
     for name, filters in WHOLE_HISTORY:
         expected = shown(run(name, demo_ledger, filters))
         assert shown(columnar_reports.run(name, source, filters)) == expected, (name, filters)
+    # Past the horizon the ledger path books the expiries due by then; the
+    # export says which it leaves out: the same count and credits.
+    assert columnar_reports.horizon_notice(source, END) is None
+    day = D("2027-12-31")
+    ledger_says = demo_ledger.as_of(day).notice()
+    export_says = columnar_reports.horizon_notice(source, day)
+    pattern = r"recorded through (\S+); (\d+) expiries since then \(([^)]*)\)"
+    assert re.search(pattern, export_says).groups() == re.search(pattern, ledger_says).groups()
 
 
 def test_export_of_a_closed_ledger_holds_the_never_closed_ledgers_rows(
