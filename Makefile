@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint chromium bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
+.PHONY: demo test lint chromium java bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ demo: $(VENV)/.installed
 	$(BIN)/bean-credits serve $(DEMO) --port $(PORT)
 
 ## Lint and the whole test suite. The browser test drives Debian's chromium
-## (installed here if missing; Playwright never downloads a browser).
-test: $(VENV)/.installed lint chromium
+## (installed here if missing; Playwright never downloads a browser); the Spark
+## tests run pyspark in local mode on Debian's Java (installed here if missing).
+test: $(VENV)/.installed lint chromium java
 	$(BIN)/python -m pytest -q
 
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+java:
+	command -v java >/dev/null || (apt-get update && apt-get install -y --no-install-recommends default-jre-headless)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

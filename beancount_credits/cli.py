@@ -80,9 +80,16 @@ def main() -> None:
 )
 @click.option(
     "--source",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    metavar="DIR",
-    help="usage, rates, liability, daily: read a parquet export (DuckDB), not the ledger.",
+    metavar="DIR|URI",
+    help="usage, rates, liability, daily, balances: read a parquet export, not the ledger "
+    "(a folder; with --engine spark also s3a://, hdfs://... URIs).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="What runs the queries on --source: DuckDB, or Apache Spark (local or spark-submit).",
 )
 @click.option(
     "--raw-csv",
@@ -106,7 +113,8 @@ def report(
     allow_errors: bool,
     fmt: str | None,
     output: Path | None,
-    source: Path | None = None,
+    source: str | None = None,
+    engine: str = "duckdb",
     raw_csv: bool = False,
 ) -> None:
     """Print report NAME of LEDGER.
@@ -139,23 +147,29 @@ def report(
         desc=desc,
     )
     if source is not None:
-        from beancount_credits import columnar, columnar_reports  # duckdb only when asked
+        from beancount_credits import columnar, columnar_reports  # duckdb, spark only when asked
 
-        stale = columnar.stale(source, periods.history_path(ledger))
-        if stale:
-            more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
-            click.echo(
-                f"warning: the export in {source} is older than {ledger}: "
-                f"{'; '.join(stale[:3])}{more}. Re-run: bean-credits export parquet "
-                f"{ledger} -o {source}",
-                err=True,
-            )
         try:
-            table = columnar_reports.run(name, source, filters)
+            opened = columnar_reports.open_source(source, engine)
+            stale = columnar.stale(opened.manifest, ledger)
+            if stale:
+                more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
+                click.echo(
+                    f"warning: the export in {source} is older than {ledger}: "
+                    f"{'; '.join(stale[:3])}{more}. Re-run: bean-credits export parquet "
+                    f"{ledger} -o {source}",
+                    err=True,
+                )
+            notice = columnar_reports.horizon_notice(opened, date_to)
+            if notice is not None:
+                click.echo(notice, err=True)
+            table = columnar_reports.run(name, opened, filters)
             write_report(table, fmt, output, exports.ledger_name(ledger, {}), raw_csv)
         except (ReportError, exports.ExportError) as exc:
             raise click.ClickException(str(exc)) from None
         return
+    if engine != "duckdb":
+        raise click.UsageError("--engine applies to reports on an export (--source)")
     ledger = periods.report_path(ledger, name, date_from, date_to)  # archive when reaching back
     loaded = load_or_fail(ledger, allow_errors or name == "audit")
     try:
@@ -769,16 +783,20 @@ def export_group() -> None:
     help="The export folder (created; unchanged months are not rewritten).",
 )
 def export_parquet(ledger: Path, output: Path) -> None:
-    """Export LEDGER's whole history as Parquet, partitioned by month, into a folder."""
-    from beancount_credits import columnar  # pyarrow only when asked for
+    """Export LEDGER's whole history as Parquet, partitioned by month, into a folder.
 
-    history = periods.history_path(ledger)  # closed periods included
-    loaded = load_or_fail(history, allow_errors=False)
+    Closed periods are exported once, from their archive; each run loads the
+    active period only (and a closed period whose archive changed).
+    """
+    from beancount_credits import columnar  # duckdb only when asked for
+
     try:
-        result = columnar.export(loaded, output)
+        result = columnar.export(ledger, output)  # loads one period at a time
     except columnar.ColumnarError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"export parquet {output}: {result.summary()}")
+    for name in result.loaded:
+        click.echo(f"  loaded period {name}" + (" (active)" if name.endswith("--") else ""))
     for relative in result.written:
         click.echo(f"  wrote {relative}")
     for relative in result.removed:

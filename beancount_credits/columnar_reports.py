@@ -1,11 +1,13 @@
-"""Whole-history reports on the columnar export, through DuckDB SQL.
+"""Whole-history reports on the columnar export, on DuckDB or on Apache Spark.
 
 ``bean-credits report NAME LEDGER --source DIR`` runs ``usage``, ``rates``,
-``liability`` or ``daily`` on the Parquet export in DIR (:mod:`.columnar`)
-instead of loading the ledger. DuckDB does the scanning and summing; the
-report modules shape the sums into their ``Table`` (same columns, filters,
-notes and order), so both paths give the same rows (tests compare them on the
-demo ledger).
+``liability``, ``daily`` or ``balances`` on the Parquet export in DIR
+(:mod:`.columnar`) instead of loading the ledger; ``--engine spark`` runs them
+on Spark (local, or a cluster through ``spark-submit``, reading the export from
+shared storage such as ``s3a://`` or ``hdfs://``). Both engines run the same
+queries (:mod:`.columnar_sql`: one SQL text each) and the report modules shape
+the sums into their ``Table`` (same columns, filters, notes and order), so the
+ledger path, DuckDB and Spark give the same rows (tests compare them).
 
 As of ``--to``, the grant records are those of the whole ledger with every
 movement dated after ``--to`` left out, which is what re-running the engine
@@ -19,78 +21,169 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import Any, Protocol
 
 from beancount_credits import columnar
-from beancount_credits.reports import USED_BY, common, daily, liability, rates, usage
+from beancount_credits import columnar_sql as sql
+from beancount_credits.reports import USED_BY, balances, common, daily, liability, rates, usage
 from beancount_credits.reports.table import Cell, Chart, Filters, ReportError, Table
 
-SOURCE_REPORTS = ("daily", "liability", "rates", "usage")
+SOURCE_REPORTS = ("balances", "daily", "liability", "rates", "usage")
+ENGINES = ("duckdb", "spark")
 FETCH = 50_000  # rows per batch when streaming the daily report
+ONE_DAY = datetime.timedelta(days=1)
+Row = tuple[Any, ...]
 
 
-class Source:
-    """An export folder opened with DuckDB: its datasets as views, its date span."""
+class Source(Protocol):
+    """An export opened by an engine: the manifest, and the queries of :mod:`.columnar_sql`."""
+
+    location: str
+    manifest: dict[str, Any]
+
+    def rows(self, query: str, params: dict[str, Any]) -> list[Row]: ...
+
+    def stream(self, query: str, params: dict[str, Any]) -> Iterator[Row]: ...
+
+    def register_days(self, first: datetime.date, last: datetime.date) -> None: ...
+
+
+def not_an_export(location: object) -> ReportError:
+    return ReportError(
+        f"{location} is not a columnar export of this version "
+        f"(no {columnar.MANIFEST} with format {columnar.FORMAT}); "
+        "write one with bean-credits export parquet LEDGER -o DIR"
+    )
+
+
+def used(query: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a query uses (neither engine takes extra ones)."""
+    return {name: params.get(name) for name in sql.parameters(query)}
+
+
+class DuckDBSource:
+    """An export folder opened with DuckDB: its datasets as views."""
 
     def __init__(self, folder: Path) -> None:
+        import duckdb  # only when asked for
+
         self.folder = folder
-        manifest = columnar.read_manifest(folder)
-        if not manifest:
-            raise ReportError(
-                f"{folder} is not a columnar export of this version "
-                f"(no {columnar.MANIFEST} with format {columnar.FORMAT}); "
-                "write one with bean-credits export parquet LEDGER -o DIR"
-            )
-        self.first = _date(manifest.get("first_date"))
-        self.last = _date(manifest.get("last_date"))
+        self.location = str(folder)
+        self.manifest = columnar.read_manifest(folder)
+        if not self.manifest:
+            raise not_an_export(folder)
         self.db = duckdb.connect()
         for name in columnar.PARTITIONED:
-            if any((folder / name).glob(f"month=*/{columnar.PART}")):
-                pattern = str(folder / name / "month=*" / columnar.PART).replace("'", "''")
+            if any((folder / name).glob(f"month=*/{columnar.PART_GLOB}")):
+                pattern = str(folder / name / "month=*" / columnar.PART_GLOB).replace("'", "''")
                 self.db.execute(
                     f"CREATE VIEW {name} AS SELECT * FROM "
                     f"read_parquet('{pattern}', hive_partitioning = true)"
                 )
             else:  # an empty dataset: the schema alone
-                self.db.register(f"{name}_empty", columnar.arrow_table(name, []))
-                self.db.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_empty")
+                self.db.execute(f"CREATE VIEW {name} AS {columnar.empty_select(name)}")
         users = str(folder / "users" / "users.parquet").replace("'", "''")
         self.db.execute(f"CREATE VIEW users AS SELECT * FROM read_parquet('{users}')")
 
-    def rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.db.execute(sql, params or []).fetchall()
+    def rows(self, query: str, params: dict[str, Any] | None = None) -> list[Row]:
+        return self.db.execute(sql.duckdb_text(query), used(query, params or {})).fetchall()
 
-    def selected(self, filters: Filters) -> tuple[str, list[Any]]:
-        """A SQL condition on ``u`` (the users view) for ``--user`` / ``--segment``."""
-        conditions, params = ["TRUE"], []
-        if filters.user is not None:
-            if not self.rows("SELECT 1 FROM users WHERE user_id = ?", [filters.user]):
-                raise ReportError(
-                    f"unknown user id {filters.user!r}: no such user in the export {self.folder}"
-                )
-            conditions.append("u.user_id = ?")
-            params.append(filters.user)
-        if filters.segment is not None:
-            conditions.append("u.segment = ?")
-            params.append(filters.segment)
-        return " AND ".join(conditions), params
+    def stream(self, query: str, params: dict[str, Any]) -> Iterator[Row]:
+        cursor = self.db.execute(sql.duckdb_text(query), used(query, params))
+        while True:
+            batch = cursor.fetchmany(FETCH)
+            if not batch:
+                return
+            yield from batch
 
-    def check_range(self, filters: Filters) -> None:
-        """The ledger path's empty-range errors, from the export's date span."""
-        if self.first is None or self.last is None:
-            return
-        if filters.date_from is not None and filters.date_from > self.last:
-            raise ReportError(
-                f"empty range: --from {filters.date_from} is after the ledger's last "
-                f"transaction ({self.last}) in the export {self.folder}"
-            )
-        if filters.date_to is not None and filters.date_to < self.first:
-            raise ReportError(
-                f"empty range: --to {filters.date_to} is before the ledger's first "
-                f"transaction ({self.first}) in the export {self.folder}"
-            )
+    def register_days(self, first: datetime.date, last: datetime.date) -> None:
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE days AS SELECT CAST(range AS DATE) AS day FROM "
+            "range(CAST($first AS DATE), CAST($last AS DATE) + INTERVAL 1 DAY, INTERVAL 1 DAY)",
+            {"first": first, "last": last},
+        )
+
+
+def open_source(location: str | Path, engine: str = "duckdb") -> Source:
+    """The export at ``location`` (a folder; for Spark also a URI) opened by ``engine``."""
+    if engine == "spark":
+        from beancount_credits import columnar_spark  # pyspark only when asked for
+
+        return columnar_spark.SparkSource(location)
+    if engine != "duckdb":
+        raise ReportError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    folder = Path(location)
+    if "://" in str(location) or not folder.is_dir():
+        raise ReportError(
+            f"{location} is not a folder; DuckDB reads a local export (a URI needs --engine spark)"
+        )
+    return DuckDBSource(folder)
+
+
+def span(source: Source) -> tuple[datetime.date | None, datetime.date | None]:
+    """The first and last date of the export's transactions."""
+    return _date(source.manifest.get("first_date")), _date(source.manifest.get("last_date"))
+
+
+def filter_params(source: Source, filters: Filters) -> dict[str, Any]:
+    """The filters as query parameters; an unknown ``--user`` is a ReportError."""
+    if filters.user is not None and not source.rows(sql.USER_COUNT, {"user": filters.user})[0][0]:
+        raise ReportError(
+            f"unknown user id {filters.user!r}: no such user in the export {source.location}"
+        )
+    return {
+        "user": filters.user,
+        "segment": filters.segment,
+        "commodity": filters.commodity,
+        "member": filters.member,
+        "date_from": filters.date_from,
+        "date_to": filters.date_to,
+    }
+
+
+def horizon_notice(source: Source, day: datetime.date) -> str | None:
+    """One line when ``day`` is past what the export's ledger text recorded, else None.
+
+    The ledger path books the engine through ``day`` (:mod:`beancount_credits.asof`):
+    expiries due after the horizon count there; the export holds what the text
+    recorded when it was made, so this says what it leaves out.
+    """
+    horizon = _date(source.manifest.get("horizon"))
+    if horizon is None or day <= horizon:
+        return None
+    pending = source.rows(sql.PENDING, {"horizon": horizon, "date_to": day})
+    if not pending:
+        return (
+            f"as of {day}: the export records the ledger through {horizon}; "
+            "no expiry is due since then"
+        )
+    count = sum(grants for _currency, grants, _remaining in pending)
+    amounts = ", ".join(
+        f"{remaining.normalize():f} {currency}" for currency, _n, remaining in pending
+    )
+    noun = "expiry" if count == 1 else "expiries"
+    return (
+        f"export recorded through {horizon}; {count} {noun} since then ({amounts}) "
+        "are not counted here (the report without --source counts them): run "
+        "bean-credits close-day, then export again"
+    )
+
+
+def check_range(source: Source, filters: Filters) -> None:
+    """The ledger path's empty-range errors, from the export's date span."""
+    first, last = span(source)
+    if first is None or last is None:
+        return
+    if filters.date_from is not None and filters.date_from > last:
+        raise ReportError(
+            f"empty range: --from {filters.date_from} is after the ledger's last "
+            f"transaction ({last}) in the export {source.location}"
+        )
+    if filters.date_to is not None and filters.date_to < first:
+        raise ReportError(
+            f"empty range: --to {filters.date_to} is before the ledger's first "
+            f"transaction ({first}) in the export {source.location}"
+        )
 
 
 def _date(value: str | None) -> datetime.date | None:
@@ -109,113 +202,29 @@ def exact(number: Decimal | None, places: int | None) -> Decimal | None:
     return number.quantize(Decimal(1).scaleb(-(places or 0)))
 
 
-def _range(filters: Filters, column: str) -> tuple[str, list[Any]]:
-    conditions, params = [], []
-    if filters.date_from is not None:
-        conditions.append(f"{column} >= ?")
-        params.append(filters.date_from)
-    if filters.date_to is not None:
-        conditions.append(f"{column} <= ?")
-        params.append(filters.date_to)
-    return " AND ".join(conditions) or "TRUE", params
-
-
-def _commodity(filters: Filters, column: str) -> tuple[str, list[Any]]:
-    if filters.commodity is None:
-        return "TRUE", []
-    return f"{column} = ?", [filters.commodity]
-
-
-PERIOD_SQL = {
-    "day": "p.date",
-    "week": "CAST(date_trunc('week', p.date) AS DATE)",
-    "month": "CAST(date_trunc('month', p.date) AS DATE)",
-}
-
-
 # --- The reports ---------------------------------------------------------------------------
 
 
 def usage_report(source: Source, filters: Filters) -> Table:
     period = filters.period or common.DEFAULT_PERIOD
-    users, user_params = source.selected(filters)
-    dates, date_params = _range(filters, "p.date")
-    commodity, commodity_params = _commodity(filters, "p.commodity")
-    member, member_params = ("p.member = ?", [filters.member]) if filters.member else ("TRUE", [])
-    sql = f"""
-        SELECT p.account, p.commodity, {PERIOD_SQL[period]} AS start,
-            sum(CASE WHEN p.kind = 'earned' THEN p.number ELSE 0 END),
-            sum(CASE WHEN p.kind = 'redeemed' THEN -p.number ELSE 0 END),
-            sum(CASE WHEN p.kind = 'expired' THEN -p.number ELSE 0 END),
-            max(CASE WHEN p.kind = 'earned' THEN p.places ELSE 0 END),
-            max(CASE WHEN p.kind = 'redeemed' THEN p.places ELSE 0 END),
-            max(CASE WHEN p.kind = 'expired' THEN p.places ELSE 0 END)
-        FROM postings p JOIN users u ON u.account = p.account
-        WHERE {users} AND {dates} AND {commodity} AND {member}
-        GROUP BY ALL
-    """
+    params = {**filter_params(source, filters), "period": period}
     found: dict[tuple[str, str], dict[datetime.date, usage.Totals]] = defaultdict(dict)
-    params = [*user_params, *date_params, *commodity_params, *member_params]
-    for account, currency, start, *sums in source.rows(sql, params):
+    for account, currency, start, *sums in source.rows(sql.USAGE, params):
         earned, redeemed, expired, earned_places, redeemed_places, expired_places = sums
         found[(account, currency)][start] = {
             "earned": exact(earned, earned_places),
             "redeemed": exact(redeemed, redeemed_places),
             "expired": exact(expired, expired_places),
         }
-    user_ids = dict(source.rows("SELECT account, user_id FROM users"))
+    user_ids = {account: user_id for user_id, account, _segment in source.rows(sql.USERS, {})}
     return usage.usage_table(found, user_ids, filters, period)
 
 
 def rates_report(source: Source, filters: Filters) -> Table:
-    users, user_params = source.selected(filters)
-    dates, date_params = _range(filters, "g.date")
-    commodity, commodity_params = _commodity(filters, "g.commodity")
-    to = filters.date_to or datetime.date.max
-    # Each grant's fate as of --to: its dated movements through that day.
-    sql = f"""
-        WITH used AS (
-            SELECT grant_id, sum(amount) AS consumed, max(places) AS places
-            FROM consumption WHERE grant_id IS NOT NULL AND date <= $to GROUP BY grant_id
-        ), undone AS (
-            SELECT grant_id, sum(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS reversed,
-                sum(CASE WHEN kind = 'redemption' THEN amount ELSE 0 END) AS restored,
-                max(CASE WHEN kind = 'grant' THEN places ELSE 0 END) AS reversed_places,
-                max(CASE WHEN kind = 'redemption' THEN places ELSE 0 END) AS restored_places
-            FROM reversals WHERE date <= $to GROUP BY grant_id
-        ), lapsed AS (
-            SELECT grant_id, sum(amount) AS expired, max(places) AS places
-            FROM expiries WHERE date <= $to
-            GROUP BY grant_id
-        ), fate AS (
-            SELECT g.source, u.segment, CAST(date_trunc('month', g.date) AS DATE) AS cohort,
-                g.commodity, g.amount, g.repaid,
-                coalesce(undone.reversed, 0) AS reversed,
-                coalesce(used.consumed, 0) - coalesce(undone.restored, 0) AS consumed,
-                coalesce(lapsed.expired, 0) AS expired,
-                greatest(g.amount_places, coalesce(undone.reversed_places, 0)) AS issued_places,
-                greatest(coalesce(used.places, 0), coalesce(undone.restored_places, 0),
-                    coalesce(undone.reversed_places, 0),
-                    CASE WHEN g.repaid <> 0 THEN g.repaid_places ELSE 0 END) AS redeemed_places,
-                coalesce(lapsed.places, 0) AS expired_places
-            FROM grants g JOIN users u ON u.account = g.account
-            LEFT JOIN used ON used.grant_id = g.grant_id
-            LEFT JOIN undone ON undone.grant_id = g.grant_id
-            LEFT JOIN lapsed ON lapsed.grant_id = g.grant_id
-            WHERE {users} AND {dates} AND {commodity}
-        )
-        SELECT source, segment, cohort, commodity, sum(amount - reversed),
-            sum(consumed + repaid), sum(expired), max(issued_places), max(redeemed_places),
-            max(expired_places)
-        FROM fate GROUP BY ALL
-    """
-    params: dict[str, Any] = {"to": to}
-    positional = [*user_params, *date_params, *commodity_params]
-    sql = _named(sql, positional, params)
     totals: dict[tuple[str, str, str], list[Decimal]] = defaultdict(lambda: [common.ZERO] * 4)
-    for source_account, segment, cohort, currency, *sums in source.db.execute(
-        sql, params
-    ).fetchall():
+    for source_account, segment, cohort, currency, *sums in source.rows(
+        sql.RATES, filter_params(source, filters)
+    ):
         issued, redeemed, expired = (
             exact(number, places) for number, places in zip(sums[:3], sums[3:], strict=True)
         )
@@ -234,63 +243,24 @@ def rates_report(source: Source, filters: Filters) -> Table:
     return rates.rates_table(totals, filters)
 
 
-def _named(sql: str, positional: list[Any], params: dict[str, Any]) -> str:
-    """Turn ``?`` placeholders into named ones (DuckDB takes one style per query)."""
-    parts = sql.split("?")
-    out = parts[0]
-    for index, part in enumerate(parts[1:]):
-        params[f"p{index}"] = positional[index]
-        out += f"$p{index}" + part
-    return out
-
-
 def liability_report(source: Source, filters: Filters) -> Table:
-    first = filters.date_from or source.first
-    last = filters.date_to or source.last
+    first_date, last_date = span(source)
+    first = filters.date_from or first_date
+    last = filters.date_to or last_date
     if first is None or last is None:
         return liability.roll_forward([], filters, datetime.date.min, datetime.date.min)
-    users, user_params = source.selected(filters)
-    commodity, commodity_params = _commodity(filters, "g.commodity")
-    # Every valued movement (liability.movements), dated, summed per day and basis.
-    sql = f"""
-        WITH g AS (
-            SELECT g.*, coalesce(g.unit_cost, 1) AS value, coalesce(unit_cost_places, 0) AS places,
-                coalesce(g.cost_currency, '{liability.FREE}') AS basis
-            FROM grants g JOIN users u ON u.account = g.account
-            WHERE {users} AND {commodity}
-        ), moves AS (
-            SELECT date, commodity, basis, 'issued' AS move, amount * value AS value,
-                amount_places + places AS places
-            FROM g
-            UNION ALL
-            SELECT date, commodity, basis, 'redeemed', repaid * value, repaid_places + places
-            FROM g WHERE repaid <> 0
-            UNION ALL
-            SELECT r.date, g.commodity, g.basis,
-                CASE WHEN r.kind = 'grant' THEN 'issued' ELSE 'redeemed' END,
-                -r.amount * g.value, r.places + g.places
-            FROM reversals r JOIN g ON g.grant_id = r.grant_id
-            UNION ALL
-            SELECT c.date, g.commodity, g.basis, 'redeemed', c.amount * g.value,
-                c.places + g.places FROM consumption c JOIN g ON g.grant_id = c.grant_id
-            UNION ALL
-            SELECT e.date, g.commodity, g.basis, 'expired', e.amount * g.value,
-                e.places + g.places FROM expiries e JOIN g ON g.grant_id = e.grant_id
-        )
-        SELECT date, commodity, basis, move, sum(value), max(places) FROM moves WHERE date <= ?
-        GROUP BY ALL ORDER BY date
-    """
-    params = [*user_params, *commodity_params, last]
+    params = {**filter_params(source, filters), "last": last}
     moves = [
         (date, (currency, basis), move, exact(value, places))
-        for date, currency, basis, move, value, places in source.rows(sql, params)
+        for date, currency, basis, move, value, places in source.rows(sql.LIABILITY, params)
     ]
     return liability.roll_forward(moves, filters, first, last)
 
 
 def daily_report(source: Source, filters: Filters) -> Table:
-    first = filters.date_from or source.first
-    last = filters.date_to or source.last
+    first_date, last_date = span(source)
+    first = filters.date_from or first_date
+    last = filters.date_to or last_date
     rows: Iterator[list[Cell]] = iter(())
     if first is not None and last is not None:
         rows = _daily_rows(source, filters, first, last)
@@ -308,45 +278,37 @@ def _daily_rows(
     source: Source, filters: Filters, first: datetime.date, last: datetime.date
 ) -> Iterator[list[Cell]]:
     """Every wallet's balance on every day: the log's last balance on or before the day."""
-    users, user_params = source.selected(filters)
-    commodity, commodity_params = _commodity(filters, "b.commodity")
-    sql = f"""
-        WITH days AS (
-            SELECT CAST(unnest(range(CAST(? AS DATE), CAST(? AS DATE) + INTERVAL 1 DAY,
-                INTERVAL 1 DAY)) AS DATE) AS day
-        ), wallets AS (
-            SELECT b.account, b.user_id, b.commodity, min(b.date) AS since, any_value(u.close_date)
-                AS closed
-            FROM balances b JOIN users u ON u.account = b.account
-            WHERE {users} AND {commodity} AND b.date <= ?
-            GROUP BY b.account, b.user_id, b.commodity
-        ), grid AS (
-            SELECT d.day, w.* FROM days d JOIN wallets w
-            ON w.since <= d.day AND (w.closed IS NULL OR d.day <= w.closed)
-        )
-        SELECT g.day, g.user_id, g.commodity,
-            CASE WHEN b.date = g.day THEN b.change END, b.change_places, b.balance,
-            b.balance_places
-        FROM grid g ASOF JOIN balances b
-        ON g.account = b.account AND g.commodity = b.commodity AND g.day >= b.date
-        ORDER BY g.day, g.user_id, g.commodity, g.account
-    """
-    cursor = source.db.execute(sql, [first, last, *user_params, *commodity_params, last])
-    while True:
-        batch = cursor.fetchmany(FETCH)
-        if not batch:
-            return
-        for day, user_id, currency, change, change_places, balance, balance_places in batch:
-            yield [
-                day,
-                user_id,
-                currency,
-                exact(change, change_places),
-                exact(balance, balance_places),
-            ]
+    params = {**filter_params(source, filters), "last": last}
+    source.register_days(first, last)
+    for day, user_id, currency, change, change_places, balance, balance_places in source.stream(
+        sql.DAILY, params
+    ):
+        yield [
+            day,
+            user_id,
+            currency,
+            exact(change, change_places),
+            exact(balance, balance_places),
+        ]
+
+
+def balances_report(source: Source, filters: Filters) -> Table:
+    params = filter_params(source, filters)
+    totals: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for account, currency, balance, places in source.rows(sql.BALANCES, params):
+        number = exact(balance, places)
+        assert number is not None
+        totals[account][currency] = number
+    users = [
+        (user_id, segment, account)
+        for user_id, account, segment in source.rows(sql.USERS, {})
+        if filters.user is None or user_id == filters.user
+    ]
+    return balances.balances_table(totals, users, filters)
 
 
 MAKERS: dict[str, Callable[[Source, Filters], Table]] = {
+    "balances": balances_report,
     "daily": daily_report,
     "liability": liability_report,
     "rates": rates_report,
@@ -354,8 +316,8 @@ MAKERS: dict[str, Callable[[Source, Filters], Table]] = {
 }
 
 
-def run(name: str, folder: Path, filters: Filters) -> Table:
-    """Report ``name`` from the export in ``folder``, as :func:`reports.run` makes it."""
+def run(name: str, source: Source | str | Path, filters: Filters, engine: str = "duckdb") -> Table:
+    """Report ``name`` from an export (opened, or its location), as :func:`reports.run` makes it."""
     make = MAKERS.get(name)
     if make is None:
         raise ReportError(
@@ -368,6 +330,7 @@ def run(name: str, folder: Path, filters: Filters) -> Table:
                 f"--{field} does not apply to report {name!r} (it applies to: "
                 f"{', '.join(sorted(names))})"
             )
-    source = Source(folder)
-    source.check_range(filters)
+    if isinstance(source, str | Path):
+        source = open_source(source, engine)
+    check_range(source, filters)
     return common.sort_table(make(source, filters), filters.sort, filters.desc, name)

@@ -67,6 +67,7 @@ option "title" "beancount-credits benchmark ledger"
 2024-01-01 open Expenses:Credits:Sessions CREDIT
 2024-01-01 open Expenses:Credits:Orders CREDIT
 2024-01-01 open Equity:Credits:Breakage CREDIT
+2024-01-01 open Equity:Credits:Opening CREDIT
 
 """
 GRANT_SHARE = 0.17  # planned grants; empty wallets turn redemptions into top-ups (~20% total)

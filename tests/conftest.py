@@ -52,3 +52,27 @@ def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "daily-job@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Daily Job")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "daily-job@example.com")
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """One local Spark session for the whole run (Java from Debian, see the Makefile)."""
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("beancount-credits-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        # Inputs of a few thousand rows: planning and code generation are most of
+        # a query's time, so skip adaptive re-planning and whole-stage codegen.
+        .config("spark.sql.adaptive.enabled", "false")
+        .config("spark.sql.codegen.wholeStage", "false")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

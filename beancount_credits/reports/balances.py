@@ -29,17 +29,30 @@ def wallet_balances(ledger: Ledger, filters: Filters) -> dict[str, dict[str, Dec
 def report(ledger: Ledger, filters: Filters) -> Table:
     totals = wallet_balances(ledger, filters)
     users = [ledger.user(filters.user)] if filters.user else list(ledger.users.values())
+    return balances_table(
+        totals, [(user.user_id, user.segment, user.account) for user in users], filters
+    )
+
+
+def balances_table(
+    totals: dict[str, dict[str, Decimal]],
+    users: list[tuple[str, str | None, str]],
+    filters: Filters,
+) -> Table:
+    """The report from the balances per wallet and commodity (the ledger's, or an export's).
+
+    ``users``: (user id, segment, wallet) of the users to list.
+    """
     if filters.segment is not None:
-        users = [user for user in users if user.segment == filters.segment]
+        users = [user for user in users if user[1] == filters.segment]
     commodities = sorted({currency for wallet in totals.values() for currency in wallet})
     if filters.commodity is not None:
         commodities = [filters.commodity]
     rows: list[list[Cell]] = []
-    for user in sorted(users, key=lambda user: user.user_id):
-        wallet = totals.get(user.account, {})
+    for user_id, segment, account in sorted(users):
+        wallet = totals.get(account, {})
         rows.append(
-            [user.user_id, user.segment]
-            + [wallet.get(currency, Decimal(0)) for currency in commodities]
+            [user_id, segment] + [wallet.get(currency, Decimal(0)) for currency in commodities]
         )
     title = "Balances" + (f" as of {filters.date_to}" if filters.date_to else "")
     columns = [Column("User ID"), Column("Segment")] + [
