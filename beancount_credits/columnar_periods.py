@@ -38,7 +38,7 @@ from beancount import loader
 from beancount.core import data
 from beancount.parser import booking
 
-from beancount_credits import engine, incremental
+from beancount_credits import engine, incremental, seal
 from beancount_credits import period as periods
 from beancount_credits.ledger import Ledger, find_config, format_errors, index_users
 
@@ -192,7 +192,12 @@ def parse_chart(main: Path) -> Chart:
         entries, errors, options = loader._parse_recursive([(str(main.resolve()), True)], None)
     if errors:
         raise PeriodError(f"{len(errors)} error(s) parsing {main}:\n{format_errors(errors)}")
-    kept = [entry for entry in entries if not isinstance(entry, periods.MOVED)]
+    # Seal and amendment records belong to the days they seal, like the activity.
+    kept = [
+        entry
+        for entry in entries
+        if not isinstance(entry, periods.MOVED) and not seal.is_record(entry)
+    ]
     return Chart(kept, options)
 
 

@@ -188,18 +188,12 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
 def opening_balances(
     ledger: Ledger, carried: list[data.Transaction], start: datetime.date
 ) -> list[data.Balance]:
-    """Balance assertions dated ``start`` for the carried wallets the log does not assert.
+    """Balance assertions dated ``start`` for every carried wallet.
 
     Recorded, like the log's, so the new period's balance log starts with every
-    wallet (the daily report reads it) and close-day finds nothing to add.
+    wallet (the daily report reads it) and close-day finds nothing to add. The
+    log's own assertions of that date moved to the archive with the day they log.
     """
-    recorded = {
-        (entry.account, entry.amount.currency)
-        for entry in ledger.entries
-        if isinstance(entry, data.Balance)
-        and entry.date == start
-        and not engine.is_generated(entry)
-    }
     closed = {
         user.account
         for user in ledger.users.values()
@@ -220,7 +214,7 @@ def opening_balances(
             None,
         )
         for (account, currency), total in sorted(totals.items())
-        if (account, currency) not in recorded and account not in closed
+        if account not in closed
     ]
 
 
@@ -356,8 +350,22 @@ class ClosePlan:
 
 
 def moves(entry: data.Directive, through: datetime.date) -> bool:
-    """Whether a close through ``through`` moves the entry to the archive."""
+    """Whether a close through ``through`` moves the entry to the archive.
+
+    The balance assertions dated the next day move too: they log the closed
+    period's last day, so its seal and its log hold in the archive alone.
+    """
+    if isinstance(entry, data.Balance) and entry.date == through + ONE_DAY:
+        return True
     return (isinstance(entry, MOVED) or seal.is_record(entry)) and entry.date <= through
+
+
+def in_folder(entry: data.Directive, folder: Path) -> bool:
+    """Whether the entry was written in a file under ``folder``."""
+    filename = entry.meta.get("filename") if entry.meta else None
+    if not isinstance(filename, str) or filename.startswith("<"):
+        return False
+    return Path(filename).resolve().is_relative_to(folder.resolve())
 
 
 def period_start(main_text: str) -> datetime.date | None:
@@ -448,13 +456,21 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         f"in {ARCHIVE_DIR}/{archive.name}/).\n"
     )
     opened: list[data.Directive] = []
-    if not any(
-        isinstance(entry, data.Open) and entry.account == ledger.config.opening
-        for entry in ledger.entries
-    ):
-        opening_text += f"\n{through} open {ledger.config.opening}\n"
+    # The opening account's open, unless a file that stays declares it: the
+    # previous opening file, which may hold it, is no longer included after this.
+    found = next(
+        (
+            entry
+            for entry in ledger.entries
+            if isinstance(entry, data.Open) and entry.account == ledger.config.opening
+        ),
+        None,
+    )
+    if found is None or in_folder(found, root / OPENING_DIR):
+        date = through if found is None else found.date
+        opening_text += f"\n{date} open {ledger.config.opening}\n"
         meta = data.new_metadata("<close-period>", 0)
-        opened.append(data.Open(meta, through, ledger.config.opening, None, None))
+        opened.append(data.Open(meta, date, ledger.config.opening, None, None))
     opening_text += "".join("\n" + write.render(entry) for entry in carried)
     balances = opening_balances(ledger, carried, start)
     opening_text += "".join("\n" + write.render(entry) for entry in balances)

@@ -394,3 +394,26 @@ def test_a_close_interrupted_while_staging_leaves_the_ledger_as_it_was(tmp_path:
     assert "dropped an interrupted write" in recovered.stderr
     assert snapshot(root) == snapshot(tmp_path / "original")
     assert not list(root.rglob("*.tmp"))
+
+
+def test_a_second_close_keeps_the_opening_account_the_first_close_declared(
+    tmp_path: Path,
+) -> None:
+    """A ledger that never opened Equity:Credits:Opening: the first close declares
+    it in its opening file, which the second close stops including."""
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO.parent, root, ignore=NO_CACHE)
+    main_file = root / "main.beancount"
+    # Unsealed: removing an open by hand changes a sealed day.
+    seal_plugin = 'plugin "beancount_credits.plugins.seal"\n'
+    main_file.write_text(main_file.read_text().replace(seal_plugin, ""))
+    accounts = root / "accounts.beancount"
+    declared = "2025-09-01 open Equity:Credits:Opening\n"
+    assert declared in accounts.read_text()
+    accounts.write_text(accounts.read_text().replace(declared, ""))
+    run_cli("close-period", str(main_file), "--through", "2025-12-31")
+    assert "open Equity:Credits:Opening" in (root / "opening" / "2026-01-01.beancount").read_text()
+    run_cli("close-period", str(main_file), "--through", "2026-05-28")
+    assert "open Equity:Credits:Opening" in (root / "opening" / "2026-05-29.beancount").read_text()
+    loaded = load(main_file, cache=False)
+    assert loaded.errors == []
