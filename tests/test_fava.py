@@ -21,9 +21,11 @@ import time_machine
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import alerts, engine, exports, settings
+from beancount_credits import engine, exports
 from beancount_credits.cli import main
+from beancount_credits.engine import settings
 from beancount_credits.fava import server
+from beancount_credits.jobs import alerts
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import REPORTS, Filters
 

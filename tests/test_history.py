@@ -24,9 +24,7 @@ import pytest
 from beancount.core import data
 from click.testing import CliRunner
 
-from beancount_credits.cli import main
-from beancount_credits.ledger import LedgerError, load
-from beancount_credits.provenance import (
+from beancount_credits.audit.provenance import (
     UNCOMMITTED,
     BlameMap,
     Commit,
@@ -38,6 +36,8 @@ from beancount_credits.provenance import (
     line_history,
     map_to_head,
 )
+from beancount_credits.cli import main
+from beancount_credits.ledger import LedgerError, load
 
 LEDGER_NAME = "credits ledger ü.beancount"
 LOG_NAME = "log/2024-12 déc.beancount"

@@ -1,4 +1,4 @@
-"""Fava extension: the Credit Balance History page.
+"""Fava extension: the Credit Balance History view.
 
 Enable it in the ledger (``bean-credits serve`` prints the page's address)::
 
@@ -9,7 +9,7 @@ The page (template ``templates/CreditBalanceHistory.html``, script
 Fava's time (``time``), account (``account``) and tag/advanced (``filter``)
 filters passed in the query string:
 
-- ``users``: every user's balances and period figures (:func:`page.users_table`);
+- ``users``: every user's balances and period figures (:func:`view.users_table`);
 - ``user?user_id=ID``: one user's daily balances, statement, open grants and
   per-member use;
 - ``alerts``: users below their low-balance threshold, credits expiring soon,
@@ -19,7 +19,7 @@ filters passed in the query string:
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
   ``desc``, the one-user tables ``user_id``.
 
-The figures come from :mod:`beancount_credits.page`; this class only maps
+The figures come from :mod:`beancount_credits.fava.view`; this class only maps
 requests to those functions. It reads the entries Fava loaded (no second load)
 and never writes, so it works under ``--read-only``; its URLs are relative to
 the page, so it works under ``--prefix``.
@@ -38,7 +38,8 @@ from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from beancount_credits import exports, page
+from beancount_credits import exports
+from beancount_credits.fava import view
 from beancount_credits.ledger import Ledger, LedgerError
 from beancount_credits.reports.table import ReportError, Table, format_cell
 
@@ -85,10 +86,10 @@ class CreditBalanceHistory(FavaExtensionBase):
         # engine pass). A new load makes a new Ledger: requests of the old one
         # keep reading theirs.
         fava = self.ledger
-        credits = page.ledger_from_entries(
+        credits = view.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        page.index(credits)
+        view.index(credits)
         self._credits = credits
 
     @property
@@ -100,7 +101,7 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     # --- the request's filters -------------------------------------------------
 
-    def period(self) -> page.Period:
+    def period(self) -> view.Period:
         """The period Fava's time filter chose (the whole history without one)."""
         # Only the dates: Fava's filtered ledger would also clamp every entry
         # (seconds on a large ledger), and the page reads the entries itself.
@@ -117,11 +118,11 @@ class CreditBalanceHistory(FavaExtensionBase):
             raise BadRequest(f"time filter: Failed to parse date: {time} ({exc})") from None
         today = datetime.date.today()
         if date_range is None:
-            return page.Period.make(None, None, today)
+            return view.Period.make(None, None, today)
         if date_range.end > LATEST:
             # The page looks ahead from the period's end (credits expiring soon...).
             raise BadRequest(f"time filter: {time!r} ends after {LATEST}, the last day it answers")
-        return page.Period.make(date_range.begin, date_range.end, today)
+        return view.Period.make(date_range.begin, date_range.end, today)
 
     def activity_entries(self) -> Sequence[data.Directive] | None:
         """The entries Fava's account and tag filters keep (not clamped to the time
@@ -153,9 +154,9 @@ class CreditBalanceHistory(FavaExtensionBase):
             raise BadRequest(f"unknown user id {user_id!r}", 404)
         return user_id
 
-    def view(self) -> page.View:
+    def view(self) -> view.View:
         sort = request.args.get("sort") or None
-        return page.View(
+        return view.View(
             segment=request.args.get("segment") or None,
             credit_type=request.args.get("credit_type") or None,
             search=(request.args.get("q") or "").strip() or None,
@@ -167,7 +168,7 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     def users_table(self) -> Table:
         entries = self.activity_entries()
-        return page.users_table(
+        return view.users_table(
             self.credits, entries, self.period(), view=self.view(), only_active=entries is not None
         )
 
@@ -177,10 +178,10 @@ class CreditBalanceHistory(FavaExtensionBase):
         period = self.period()
         credits = self.credits
         makers: dict[str, Callable[[], Table]] = {
-            "daily": lambda: page.daily_balance_table(credits, user_id, period),
-            "statement": lambda: page.statement_table(credits, user_id, period),
-            "grants": lambda: page.open_grants_table(credits, user_id, period),
-            "members": lambda: page.member_usage_table(
+            "daily": lambda: view.daily_balance_table(credits, user_id, period),
+            "statement": lambda: view.statement_table(credits, user_id, period),
+            "grants": lambda: view.open_grants_table(credits, user_id, period),
+            "members": lambda: view.member_usage_table(
                 credits, user_id, self.activity_entries(), period
             ),
         }
@@ -189,16 +190,16 @@ class CreditBalanceHistory(FavaExtensionBase):
     def alert_tables(self) -> dict[str, Table]:
         period = self.period()
         return {
-            "low_balance": page.low_balance_table(self.credits, period),
-            "expiring": page.expiring_table(self.credits, period),
-            "overdraft": page.overdraft_table(self.credits, period),
-            "topups": page.failed_topups_table(self.credits, period),
+            "low_balance": view.low_balance_table(self.credits, period),
+            "expiring": view.expiring_table(self.credits, period),
+            "overdraft": view.overdraft_table(self.credits, period),
+            "topups": view.failed_topups_table(self.credits, period),
         }
 
     def choices(self) -> dict[str, list[str]]:
         """Segments and credit types for the page's filter menus."""
         segments = sorted({user.segment for user in self.credits.users.values() if user.segment})
-        wallets = page.index(self.credits).wallets
+        wallets = view.index(self.credits).wallets
         types = sorted({currency for _account, currency in wallets})
         return {"segments": segments, "credit_types": types}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import beangulp
 from beancount.core import data
 
-from beancount_credits.config import CreditsConfig
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.importers import sealing
 from beancount_credits.importers.events import ReadError, Row, read_rows, sniff_format
 from beancount_credits.importers.ingest import (

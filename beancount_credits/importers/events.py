@@ -26,8 +26,8 @@ from typing import Any
 
 from beancount.core import amount as amount_lib
 
-from beancount_credits.accounts import UserIdError, user_component
-from beancount_credits.write import split_lines
+from beancount_credits.engine.accounts import UserIdError, user_component
+from beancount_credits.ledger.write import split_lines
 
 EVENT_TYPES = (
     "user",
@@ -228,7 +228,7 @@ def _text(value: Any) -> str:
 def writable(value: str) -> str:
     """``value`` if a UTF-8 ledger file can hold it, else ValueError.
 
-    Any other character is fine: :func:`beancount_credits.write.quote` escapes
+    Any other character is fine: :func:`beancount_credits.ledger.write.quote` escapes
     what would end the string literal, and Beancount reads the rest verbatim.
     """
     bad = _UNWRITABLE_RE.search(value)
@@ -302,7 +302,7 @@ def ledger_date(stamp: datetime.datetime, timezone: zoneinfo.ZoneInfo | None) ->
 
 def parse_email(value: Any) -> str:
     """An email address (one, without a display name), checked by :func:`settings.check_email`."""
-    from beancount_credits.settings import check_email
+    from beancount_credits.engine.settings import check_email
 
     return check_email(_text(value).strip())
 

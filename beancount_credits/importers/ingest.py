@@ -10,7 +10,7 @@ use it). Under the ledger's writer lock it
    the glob ``imports/*.beancount`` (added the first time); a settled or
    cancelled pending redemption and a moved expiry are edits of the file that
    holds the entry;
-3. hands the changed files to :func:`beancount_credits.write.apply`, which
+3. hands the changed files to :func:`beancount_credits.ledger.write.apply`, which
    loads the ledger as it would be with Beancount's full loader and writes
    only if that has no error. Errors of the check that point into the batch
    (a redemption beyond the balance, a missing ``reason:``...) are traced back
@@ -38,8 +38,7 @@ from typing import IO, Any
 
 from beancount import loader
 
-from beancount_credits import incremental, write
-from beancount_credits.amend import AmendError
+from beancount_credits.audit.amend import AmendError
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers import sealing
 from beancount_credits.importers.events import (
@@ -51,7 +50,7 @@ from beancount_credits.importers.events import (
     read_rows,
     rows_of,
 )
-from beancount_credits.ledger import find_config
+from beancount_credits.ledger import find_config, incremental, write
 from beancount_credits.reports.table import format_cell
 
 IMPORT_DIR = "imports"

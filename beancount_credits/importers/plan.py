@@ -41,8 +41,8 @@ from beancount.core import amount as amount_lib
 from beancount.core import data
 from beancount.parser.grammar import ValueType
 
-from beancount_credits.accounts import user_account
-from beancount_credits.config import CreditsConfig
+from beancount_credits.engine.accounts import user_account
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.importers.events import Event, Problem, Row, parse_event
 
 CANCELLED_SUFFIX = ":cancelled"

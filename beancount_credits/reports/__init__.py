@@ -66,7 +66,7 @@ def run(name: str, ledger: Ledger, filters: Filters) -> Table:
             )
     view = ledger
     if filters.date_to is not None and ledger.day != filters.date_to:
-        # Every report reads the ledger as of the end of --to (beancount_credits.asof).
+        # Every report reads the ledger as of the end of --to (beancount_credits.engine.asof).
         view = ledger.at(filters.date_to)
     common.check_range(ledger, filters, view)
     table = make(view, filters)

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits import provenance, seal_history, verify
+from beancount_credits.audit import provenance, seal_history, verify
 from beancount_credits.engine import is_generated
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell, Column, Filters, Table

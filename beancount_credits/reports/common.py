@@ -130,7 +130,7 @@ def grants_as_of(ledger: Ledger, date: datetime.date | None) -> engine.EngineRes
 
     A report runs on the ledger as of its ``--to`` (:func:`reports.run`), whose
     grants these are; another day is asked of the same owner
-    (:mod:`beancount_credits.asof`).
+    (:mod:`beancount_credits.engine.asof`).
     """
     if date is None or date == ledger.day:
         return ledger.grants

@@ -21,8 +21,8 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits.config import CreditsConfig
 from beancount_credits.engine import EXPIRED_TAG
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 

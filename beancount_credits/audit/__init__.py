@@ -1,0 +1,8 @@
+"""Whether recorded history still holds, and who changed it.
+
+- :mod:`.verify`: recorded balances, expiries and seals the ledger no longer
+  agrees with, explained from git;
+- :mod:`.provenance`: a user's entries with the commit that last changed each;
+- :mod:`.seal_history`: sealed lines removed or rewritten, commit by commit;
+- :mod:`.amend`: an attributed amendment of sealed days.
+"""

@@ -1,0 +1,817 @@
+"""The pass of the grant engine: credit blocks, draw-downs, expiries and reversals.
+
+Pure functions over Beancount entries (entries in, entries and errors out); the
+plugin :mod:`beancount_credits.plugins.expire` is a thin wrapper around
+:func:`run`, and :mod:`beancount_credits.engine.asof` runs it for the tools: the
+ledger as of a day is the engine booked through that day (running it over its
+own output adds nothing: generated expiries are recognised as recorded ones).
+Entries it makes carry the generated mark (:data:`GENERATED_KEY`).
+
+The rules (DESIGN.md, "The grant engine"):
+
+- every positive posting to a user wallet is a grant (a credit block) with an
+  id, amount, date, expiry, priority and unit cost;
+- every negative posting draws down the wallet's open grants of the same
+  commodity in :func:`consumption_order`;
+- a grant expires at the start of its expiry date: an ``#expired`` transaction
+  moves its remainder to the breakage account and sorts before that day's other
+  transactions;
+- a draw-down beyond the available credits plus the wallet's ``credit_limit``
+  is an error; within the limit the balance goes negative and the next grant
+  repays it first;
+- ``reverses:`` undoes a redemption (restoring the grants it consumed, expired
+  ones straight to breakage) or a grant (removing what is left of it);
+- closing a wallet forfeits its remaining grants to breakage on the close date.
+
+One pass in date order: each draw-down costs O(log g) in the wallet's open
+grants g, never O(total grants).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import heapq
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from beancount.core import amount as amount_lib
+from beancount.core import data
+
+from beancount_credits.engine import reversals
+from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation
+from beancount_credits.engine.config import CreditsConfig
+from beancount_credits.engine.metadata import (
+    EXPIRE_PLUGIN_NAME,
+    GENERATED_FILENAME,
+    SourcePolicy,
+    add_period,
+    expiry_txn_id,
+    generated_meta,
+    is_expiry_record,
+    is_generated,
+    meta_amount,
+    meta_date,
+    meta_decimal,
+    meta_int,
+    parse_period,
+    txn_id_of,
+)
+from beancount_credits.engine.model import (
+    CARRIED_TAG,
+    DEFAULT_PRIORITY,
+    EXPIRED_TAG,
+    FIRST_LINE,
+    LAST_LINE,
+    NEVER,
+    ZERO,
+    ChangedRecord,
+    Consumption,
+    CreditsError,
+    DrawDown,
+    EngineResult,
+    Expiry,
+    Grant,
+    Wallet,
+    consumption_order,
+    index_by_txn,
+)
+
+# --- The pass ---------------------------------------------------------------
+
+
+class Pass:
+    """State of one pass over the entries; use :func:`run`."""
+
+    def __init__(
+        self,
+        config: CreditsConfig,
+        recorded: dict[str, data.Transaction],
+        keep: set[str] | None = None,
+    ):
+        self.config = config
+        # Draw-down records are kept for every txn_id (None) or only for these
+        # (the ones reversals name): records nobody reads are garbage the
+        # collector would otherwise walk again and again on a large ledger.
+        self.keep = keep
+        self.recorded = recorded
+        self.used_records: set[str] = set()
+        self.errors: list[CreditsError] = []
+        self.grants: dict[str, Grant] = {}
+        self.drawdowns: list[DrawDown] = []
+        self.expiries: list[Expiry] = []
+        self.wallets: dict[tuple[str, str], Wallet] = {}
+        self.users: dict[str, data.Open] = {}
+        self.policies: dict[str, SourcePolicy] = {}
+        self.policy_cache: dict[str, SourcePolicy] = {}
+        self.limits: dict[str, tuple[Decimal, str | None]] = {}
+        # By txn_id, for reversals: one record, or a list when a transaction
+        # has several (most have one; no list per transaction keeps the
+        # garbage collector's work down on large ledgers).
+        self.grants_by_txn: dict[str, Grant | list[Grant]] = {}
+        self.drawdowns_by_txn: dict[str, DrawDown | list[DrawDown]] = {}
+        self.seen_txn_ids: dict[str, data.Meta] = {}
+        self.changed_records: list[ChangedRecord] = []
+        self.due: list[tuple[datetime.date, int, Grant]] = []
+        self.seq = 0
+        self.out: list[data.Directive] = []
+        # Expiries a transaction causes (a reversal restoring expired credits)
+        # follow it, so a statement shows the credits back before they expire.
+        self.after: list[data.Directive] = []
+        # Restored credits of expired grants, summed per grant over a transaction.
+        self.restored_expired: dict[Grant, Decimal] = {}
+        self.role_cache: dict[str, bool] = {}
+        # The last day of the archived period when the ledger starts with
+        # grants carried forward by a period close.
+        self.closed_through: datetime.date | None = None
+
+    # -- helpers
+
+    def error(self, meta: data.Meta, message: str, entry: data.Directive | None) -> None:
+        self.errors.append(CreditsError(meta, message, entry))
+
+    def unknown(self) -> str:
+        """How to call a txn_id the pass has not seen (it may be in an archived period)."""
+        if self.closed_through is None:
+            return "unknown"
+        return (
+            f"unknown in the active period (if it is in the period closed through "
+            f"{self.closed_through}, it cannot be reversed after the close: book an "
+            "adjustment instead)"
+        )
+
+    def is_user(self, account: str) -> bool:
+        role = self.role_cache.get(account)
+        if role is None:
+            role = self.role_cache[account] = self.config.is_user_account(account)
+        return role
+
+    def user_label(self, account: str) -> str:
+        open_entry = self.users.get(account)
+        if open_entry is not None and open_entry.meta.get("user_id") is not None:
+            return str(open_entry.meta["user_id"])
+        return account
+
+    def wallet(self, account: str, currency: str) -> Wallet:
+        key = (account, currency)
+        wallet = self.wallets.get(key)
+        if wallet is None:
+            limit, limit_currency = self.limits.get(account, (ZERO, None))
+            if limit_currency is not None and limit_currency != currency:
+                limit = ZERO
+            wallet = self.wallets[key] = Wallet(account, currency, limit)
+        return wallet
+
+    def policy(self, account: str | None) -> SourcePolicy:
+        """The source policy of an account, inherited from its nearest declaring parent."""
+        if account is None:
+            return SourcePolicy(None, None, None)
+        cached = self.policy_cache.get(account)
+        if cached is not None:
+            return cached
+        policy = self.policies.get(account)
+        if policy is None:
+            parent = account.rpartition(":")[0]
+            policy = self.policy(parent) if parent else SourcePolicy(None, None, None)
+        self.policy_cache[account] = policy
+        return policy
+
+    def push(self, wallet: Wallet, grant: Grant) -> None:
+        if not grant.queued and grant.remaining > 0:
+            self.seq += 1
+            heapq.heappush(wallet.heap, (grant.sort_key, self.seq, grant))
+            grant.queued = True
+
+    # -- directives
+
+    def open(self, entry: data.Open) -> None:
+        meta = entry.meta or {}
+        if self.is_user(entry.account):
+            self.users[entry.account] = entry
+            limit = meta.get("credit_limit")
+            if limit is not None:
+                try:
+                    if isinstance(limit, amount_lib.Amount):
+                        self.limits[entry.account] = (limit.number, limit.currency)
+                    else:
+                        self.limits[entry.account] = (meta_decimal(limit), None)
+                    if self.limits[entry.account][0] < 0:
+                        raise ValueError("it is negative")
+                except (ValueError, ArithmeticError) as exc:
+                    self.limits.pop(entry.account, None)
+                    self.error(
+                        entry.meta,
+                        f"credit_limit {limit!r} of {entry.account} is not a non-negative "
+                        f"number: {exc}",
+                        entry,
+                    )
+            return
+        fields = {}
+        for key, parse in (
+            ("expire_after", parse_period),
+            ("priority", meta_int),
+            ("unit_cost", meta_amount),
+        ):
+            value = meta.get(key)
+            if value is None:
+                fields[key] = None
+                continue
+            try:
+                fields[key] = parse(value)
+            except (ValueError, ArithmeticError) as exc:
+                fields[key] = None
+                self.error(entry.meta, f"{key} of {entry.account}: {exc}", entry)
+        if any(value is not None for value in fields.values()):
+            self.policies[entry.account] = SourcePolicy(**fields)
+            self.policy_cache.clear()
+
+    def close(self, entry: data.Close) -> None:
+        """Forfeit a closed wallet's remaining grants (lost credits are breakage)."""
+        if not self.is_user(entry.account):
+            return
+        for (account, _currency), wallet in self.wallets.items():
+            if account != entry.account:
+                continue
+            for _key, _seq, grant in sorted(wallet.heap):
+                if grant.remaining > 0:
+                    self.expire(grant, entry.date, LAST_LINE, None, forfeited=True)
+
+    def transaction(self, entry: data.Transaction) -> data.Transaction:
+        txn_id = txn_id_of(entry)
+        if txn_id is not None:
+            first = self.seen_txn_ids.get(txn_id)
+            if first is not None:
+                self.error(
+                    entry.meta,
+                    f"Duplicate txn_id {txn_id!r} (first used at "
+                    f"{first.get('filename')}:{first.get('lineno')}); "
+                    "txn_id is the idempotency key and must be unique",
+                    entry,
+                )
+            else:
+                self.seen_txn_ids[txn_id] = entry.meta
+        if CARRIED_TAG in entry.tags:
+            # Any carry-forward, a zero line included, marks a closed period behind.
+            self.closed_through = entry.date
+
+        reverses = entry.meta.get("reverses") if entry.meta else None
+        new_postings: list[data.Posting] | None = None
+        grant_ids: dict[int, str] | None = None
+        is_user = self.is_user
+        wallets = self.wallets
+        for index, posting in enumerate(entry.postings):
+            if not is_user(posting.account):
+                continue
+            units = posting.units
+            if units is None or not isinstance(units.number, Decimal) or units.number == 0:
+                continue
+            wallet = wallets.get((posting.account, units.currency)) or self.wallet(
+                posting.account, units.currency
+            )
+            annotation: dict[str, Any] | None = None
+            if reverses is not None:
+                annotation = reversals.reversal(self, entry, posting, wallet, str(reverses), txn_id)
+            elif units.number > 0:
+                if grant_ids is None:
+                    grant_ids = self.grant_ids(entry, txn_id)
+                source = next((p.account for p in entry.postings if not is_user(p.account)), None)
+                grant = self.grant(entry, posting, wallet, grant_ids[index], txn_id, source)
+                annotation = grant_annotation(grant)
+            else:
+                drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
+                annotation = drawdown_annotation(drawdown)
+            if annotation and self.config.annotate:
+                if posting.meta is not None:
+                    # Like Beancount's own plugins, write into the posting's
+                    # metadata: copying entries is most of the engine's cost.
+                    posting.meta.update(annotation)
+                    continue
+                if new_postings is None:
+                    new_postings = list(entry.postings)
+                new_postings[index] = data.Posting(
+                    posting.account, units, posting.cost, posting.price, posting.flag, annotation
+                )
+        if self.restored_expired:
+            lineno = entry.meta.get("lineno", LAST_LINE)
+            for grant, portion in self.restored_expired.items():
+                grant.remaining += portion
+                self.expire(grant, entry.date, lineno, txn_id or "reversal", amount=portion)
+            self.restored_expired.clear()
+        if new_postings is not None:
+            return data.Transaction(
+                entry.meta,
+                entry.date,
+                entry.flag,
+                entry.payee,
+                entry.narration,
+                entry.tags,
+                entry.links,
+                new_postings,
+            )
+        return entry
+
+    # -- grants
+
+    def grant_ids(self, entry: data.Transaction, txn_id: str | None) -> dict[int, str]:
+        """Ids of a transaction's grant postings, by posting index.
+
+        A single grant is named by the txn_id; several are qualified by wallet
+        and/or commodity (``t-1/Alice``, ``p-7/SESSION``), then by their rank
+        if still alike. A posting's own ``grant:`` metadata wins.
+        """
+        positions = [
+            (index, posting)
+            for index, posting in enumerate(entry.postings)
+            if self.is_user(posting.account)
+            and posting.units is not None
+            and isinstance(posting.units.number, Decimal)
+            and posting.units.number > 0
+        ]
+        if txn_id is None:
+            # A missing txn_id is the policy plugin's error; keep a stable id anyway.
+            txn_id = (
+                f"{entry.date.isoformat()}@{entry.meta.get('filename')}:{entry.meta.get('lineno')}"
+            )
+        accounts = {posting.account for _, posting in positions}
+        currencies = {posting.units.currency for _, posting in positions}
+        ids: dict[int, str] = {}
+        for index, posting in positions:
+            explicit = posting.meta.get("grant") if posting.meta else None
+            if explicit is not None:
+                ids[index] = str(explicit)
+                continue
+            parts = [txn_id]
+            if len(accounts) > 1:
+                parts.append(posting.account.rpartition(":")[2])
+            if len(currencies) > 1:
+                parts.append(posting.units.currency)
+            ids[index] = "/".join(parts)
+        counts = collections.Counter(ids.values())
+        rank: collections.Counter[str] = collections.Counter()
+        for index, grant_id in list(ids.items()):
+            if counts[grant_id] > 1:
+                rank[grant_id] += 1
+                ids[index] = f"{grant_id}/{rank[grant_id]}"
+        return ids
+
+    def grant(
+        self,
+        entry: data.Transaction,
+        posting: data.Posting,
+        wallet: Wallet,
+        grant_id: str,
+        txn_id: str | None,
+        source: str | None,
+    ) -> Grant:
+        pmeta = posting.meta or {}
+        tmeta = entry.meta
+        granted = entry.date
+        carried = CARRIED_TAG in entry.tags and "granted" in pmeta
+        if carried:
+            # A grant carried forward by a period close: the original grant's
+            # date, Transaction ID and source, so it is consumed, reversed and
+            # reported exactly as the original; its policy is written out.
+            try:
+                granted = meta_date(pmeta["granted"])
+            except ValueError as exc:
+                self.error(entry.meta, f"granted of carried grant {grant_id!r}: {exc}", entry)
+            if pmeta.get("grant_txn") is not None:
+                txn_id = str(pmeta["grant_txn"])
+            source = None if pmeta.get("source") is None else str(pmeta["source"])
+        policy = self.policy(None if carried else source)
+        expires: datetime.date | None = None
+        priority = DEFAULT_PRIORITY
+        unit_cost: amount_lib.Amount | None = None
+        try:
+            raw = pmeta.get("expires", tmeta.get("expires"))
+            if raw is not None:
+                expires = meta_date(raw)
+            elif policy.expire_after is not None:
+                expires = add_period(entry.date, policy.expire_after)
+        except ValueError as exc:
+            self.error(entry.meta, f"expires of grant {grant_id!r}: {exc}", entry)
+        try:
+            raw = pmeta.get("priority", tmeta.get("priority"))
+            if raw is not None:
+                priority = meta_int(raw)
+            elif policy.priority is not None:
+                priority = policy.priority
+        except (ValueError, ArithmeticError) as exc:
+            self.error(entry.meta, f"priority of grant {grant_id!r}: {exc}", entry)
+        try:
+            raw = pmeta.get("unit_cost", tmeta.get("unit_cost"))
+            unit_cost = meta_amount(raw) if raw is not None else policy.unit_cost
+        except (ValueError, ArithmeticError) as exc:
+            self.error(entry.meta, f"unit_cost of grant {grant_id!r}: {exc}", entry)
+
+        amount = posting.units.number
+        original = amount
+        if carried and pmeta.get("granted_amount") is not None:
+            try:
+                original = meta_decimal(pmeta["granted_amount"])
+            except ValueError as exc:
+                self.error(entry.meta, f"granted_amount of grant {grant_id!r}: {exc}", entry)
+        grant = Grant(
+            id=grant_id,
+            account=wallet.account,
+            currency=wallet.currency,
+            date=granted,
+            amount=original,
+            expires=expires,
+            priority=priority,
+            unit_cost=unit_cost,
+            source=source,
+            txn_id=txn_id,
+            meta=entry.meta,
+            remaining=amount,
+            consumed=original - amount,  # a carried grant: what it lost before the close
+        )
+        if grant_id in self.grants:
+            if txn_id is None or self.seen_txn_ids.get(txn_id) is entry.meta:
+                self.error(entry.meta, f"Duplicate grant id {grant_id!r}", entry)
+            # Keep the duplicate reachable under a unique key so totals still add up.
+            grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
+        self.grants[grant_id] = grant
+        if grant.consumed and self.keep is None:
+            # What a carried grant lost before the close, as one draw-down on
+            # the carry's date, so the grant ledger adds up (amount = consumed +
+            # expired + remaining) and money roll-forwards open right.
+            part = Consumption(grant, grant.consumed)
+            self.drawdowns.append(
+                DrawDown(None, wallet.account, wallet.currency, entry.date, grant.consumed, [part])
+            )
+        if txn_id is not None and (self.keep is None or txn_id in self.keep):
+            index_by_txn(self.grants_by_txn, txn_id, grant)
+        if expires is not None:
+            if expires <= entry.date:
+                self.error(
+                    entry.meta,
+                    f"Grant {grant_id!r} of user {self.user_label(wallet.account)!r} expires on "
+                    f"{expires}, not after its own date {entry.date}: it can never be spent",
+                    entry,
+                )
+            heapq.heappush(self.due, (expires, len(self.grants), grant))
+        self.settle(wallet, grant)
+        return grant
+
+    def settle(self, wallet: Wallet, grant: Grant) -> None:
+        """Repay the wallet's overdraft from a grant, then open the rest."""
+        if wallet.debt > 0 and grant.remaining > 0:
+            repay = min(wallet.debt, grant.remaining)
+            wallet.debt -= repay
+            grant.remaining -= repay
+            grant.consumed += repay
+            grant.repaid += repay
+            wallet.repayments.append(Consumption(grant, repay))
+        if grant.remaining > 0:
+            wallet.available += grant.remaining
+            self.push(wallet, grant)
+
+    # -- draw-downs
+
+    def take(self, wallet: Wallet, grant: Grant, amount: Decimal) -> None:
+        grant.remaining -= amount
+        grant.consumed += amount
+        wallet.available -= amount
+
+    def draw(
+        self,
+        entry: data.Transaction,
+        posting: data.Posting,
+        wallet: Wallet,
+        asked: Decimal,
+        txn_id: str | None,
+    ) -> DrawDown:
+        available = wallet.available + wallet.limit - wallet.debt
+        if asked > available:
+            self.error(
+                entry.meta,
+                f"Draw-down of {asked} {wallet.currency} by user "
+                f"{self.user_label(wallet.account)!r} on {entry.date} exceeds the "
+                f"{max(available, ZERO)} {wallet.currency} available "
+                f"(balance {wallet.balance}, credit limit {wallet.limit})",
+                entry,
+            )
+        parts: list[Consumption] = []
+        left = asked
+        heap = wallet.heap
+        while left > 0 and heap:
+            grant = heap[0][2]
+            if grant.remaining <= 0:
+                heapq.heappop(heap)
+                grant.queued = False
+                continue
+            part = min(left, grant.remaining)
+            self.take(wallet, grant, part)
+            parts.append(Consumption(grant, part))
+            left -= part
+            if grant.remaining <= 0:
+                heapq.heappop(heap)
+                grant.queued = False
+        if left > 0:
+            wallet.debt += left
+            parts.append(Consumption(None, left))
+        drawdown = DrawDown(txn_id, wallet.account, wallet.currency, entry.date, asked, parts)
+        if self.keep is None:
+            self.drawdowns.append(drawdown)
+        if txn_id is not None and (self.keep is None or txn_id in self.keep):
+            index_by_txn(self.drawdowns_by_txn, txn_id, drawdown)
+        return drawdown
+
+    # -- expiries
+
+    def flush(self, through: datetime.date) -> None:
+        """Expire every grant due on or before ``through`` (at the start of its date)."""
+        due = self.due
+        while due and due[0][0] <= through:
+            expires, _, grant = heapq.heappop(due)
+            if grant.remaining > 0:
+                self.expire(grant, max(expires, grant.date), FIRST_LINE, None)
+
+    def expire(
+        self,
+        grant: Grant,
+        date: datetime.date,
+        lineno: int,
+        cause: str | None,
+        amount: Decimal | None = None,
+        forfeited: bool = False,
+    ) -> None:
+        """Move a grant's remainder (or ``amount`` of it) to breakage on ``date``."""
+        amount = grant.remaining if amount is None else amount
+        wallet = self.wallets[(grant.account, grant.currency)]
+        grant.remaining -= amount
+        grant.expired += amount
+        if cause is None:
+            wallet.available -= amount
+        key = expiry_txn_id(grant.id, cause)
+        self.expiries.append(Expiry(key, grant, date, amount))
+        recorded = self.recorded.get(key)
+        if recorded is not None:
+            self.used_records.add(key)
+            self.check_record(recorded, grant, date, amount)
+            return
+        target = self.out if cause is None else self.after
+        narration = (
+            f"Forfeited credits of grant {grant.id} (wallet closed)"
+            if forfeited
+            else f"Expired credits of grant {grant.id}"
+        )
+        target.append(
+            expiry_transaction(key, grant, date, amount, lineno, narration, self.config.breakage)
+        )
+
+    def check_record(
+        self, recorded: data.Transaction, grant: Grant, date: datetime.date, amount: Decimal
+    ) -> None:
+        written = sum(
+            (
+                -posting.units.number
+                for posting in recorded.postings
+                if posting.account == grant.account and posting.units.currency == grant.currency
+            ),
+            ZERO,
+        )
+        if written != amount or recorded.date != date:
+            self.changed_records.append(
+                ChangedRecord(recorded, grant.account, grant.currency, written, amount, date)
+            )
+            self.error(
+                recorded.meta,
+                f"Recorded expiry of grant {grant.id!r} of user "
+                f"{self.user_label(grant.account)!r} says {written} {grant.currency} on "
+                f"{recorded.date}, but the ledger now expires {amount} {grant.currency} on "
+                f"{date}: history was changed",
+                recorded,
+            )
+
+    def check_unused_records(self) -> None:
+        for key, recorded in self.recorded.items():
+            if key not in self.used_records:
+                account = currency = None
+                written = ZERO
+                for posting in recorded.postings:
+                    if self.is_user(posting.account):
+                        account, currency = posting.account, posting.units.currency
+                        written -= posting.units.number
+                self.changed_records.append(
+                    ChangedRecord(recorded, account, currency, written, ZERO, None)
+                )
+                self.error(
+                    recorded.meta,
+                    f"Recorded expiry {key!r} of grant {recorded.meta.get('grant')!r} matches "
+                    "nothing the ledger now expires: history was changed",
+                    recorded,
+                )
+
+
+def expiry_transaction(
+    key: str,
+    grant: Grant,
+    date: datetime.date,
+    amount: Decimal,
+    lineno: int,
+    narration: str,
+    breakage: str,
+) -> data.Transaction:
+    """The ``#expired`` transaction moving ``amount`` of a grant to breakage (generated)."""
+    meta = generated_meta(EXPIRE_PLUGIN_NAME, lineno, GENERATED_FILENAME)
+    meta["txn_id"] = key
+    meta["grant"] = grant.id
+    meta["generated"] = True  # shown in Fava; the mark above is what the tools read
+    units = amount_lib.Amount(amount, grant.currency)
+    postings = [
+        data.Posting(grant.account, -units, None, None, None, None),
+        data.Posting(breakage, units, None, None, None, None),
+    ]
+    return data.Transaction(
+        meta,
+        date,
+        "*",
+        None,
+        narration,
+        frozenset({EXPIRED_TAG}),
+        data.EMPTY_SET,
+        postings,
+    )
+
+
+class Scan(NamedTuple):
+    recorded: dict[str, data.Transaction]  # expiries in the input, by Transaction ID
+    errors: list[CreditsError]
+    horizon: datetime.date | None  # last written transaction or balance
+    reversed_ids: set[str]  # txn_ids that reversals name
+
+
+def scan(entries: Iterable[data.Directive]) -> Scan:
+    """What the pass needs to know before it starts.
+
+    The horizon is the date of the last transaction or balance assertion that
+    was written in the text: the day the ledger has been kept up to.
+    """
+    recorded: dict[str, data.Transaction] = {}
+    errors: list[CreditsError] = []
+    horizon: datetime.date | None = None
+    reversed_ids: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, data.Transaction):
+            reverses = entry.meta.get("reverses")
+            if reverses is not None:
+                reversed_ids.add(str(reverses))
+            if is_expiry_record(entry):
+                key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
+                if key in recorded:
+                    errors.append(
+                        CreditsError(entry.meta, f"Expiry {key!r} is recorded twice", entry)
+                    )
+                    continue
+                recorded[key] = entry
+        elif not isinstance(entry, data.Balance):
+            continue
+        if not is_generated(entry) and (horizon is None or entry.date > horizon):
+            horizon = entry.date
+    return Scan(recorded, errors, horizon, reversed_ids)
+
+
+def run(
+    entries: list[data.Directive],
+    config: CreditsConfig | None = None,
+    through: datetime.date | None = None,
+    record: bool = True,
+) -> EngineResult:
+    """Run the grant engine over date-sorted entries.
+
+    Expiries are booked up to the ledger's horizon (its last written
+    transaction or balance; a later expiry has not happened yet), or up to
+    ``through`` if that is later, or all of them with ``future_expiries``.
+
+    Returns the entries with generated expiries added (sorted the way Beancount
+    sorts them) and draw-downs annotated, the errors, and the grant ledger.
+    With ``record=False`` (the plugin) only the draw-downs that reversals name
+    are kept, and ``EngineResult.drawdowns`` is empty.
+    """
+    config = config or CreditsConfig()
+    recorded, errors, horizon, reversed_ids = scan(entries)
+    if config.future_expiries:
+        horizon = NEVER
+    elif through is not None and (horizon is None or through > horizon):
+        horizon = through
+    state = Pass(config, recorded, None if record else reversed_ids)
+    state.errors.extend(errors)
+    out = state.out
+    current: datetime.date | None = None
+    for entry in entries:
+        if entry.date != current:
+            current = entry.date
+            if horizon is not None:
+                state.flush(min(current, horizon))
+        if isinstance(entry, data.Transaction):
+            if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
+                # Recorded expiries are applied when their grant comes due.
+                out.append(entry)
+                continue
+            out.append(state.transaction(entry))
+            if state.after:
+                out.extend(state.after)
+                state.after.clear()
+        elif isinstance(entry, data.Open):
+            state.open(entry)
+            out.append(entry)
+        elif isinstance(entry, data.Close):
+            out.append(entry)
+            state.close(entry)
+        else:
+            out.append(entry)
+    if horizon is not None:
+        state.flush(horizon)
+    state.check_unused_records()
+    out.sort(key=data.entry_sortkey)
+    return EngineResult(
+        entries=out,
+        errors=state.errors,
+        grants=state.grants,
+        drawdowns=state.drawdowns,
+        expiries=state.expiries,
+        wallets=state.wallets,
+        users=state.users,
+        changed_records=state.changed_records,
+    )
+
+
+def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Grant]:
+    """Grants with credits left at the end of the pass, in consumption order."""
+    for wallet in result.wallets.values():
+        if account is not None and wallet.account != account:
+            continue
+        yield from sorted(
+            (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
+            key=consumption_order,
+        )
+
+
+def book_through(
+    result: EngineResult, day: datetime.date, breakage: str
+) -> tuple[EngineResult, list[data.Transaction]]:
+    """Go on from a finished pass: book the expiries due on or before ``day``.
+
+    ``result`` is a pass over every written entry with nothing after its
+    horizon that the engine acts on (no transaction, no wallet ``close``): then
+    what is left to happen by ``day`` is the expiries of the open grants, and
+    this equals a pass through ``day`` (the ``flush`` at its end). Returns a new
+    result, sharing what did not change, and the expiry transactions booked.
+    The input is not modified, so a result can be shared by concurrent readers.
+    """
+    due = sorted(
+        (
+            grant
+            for grant in result.grants.values()
+            if grant.remaining > 0 and grant.expires is not None and grant.expires <= day
+        ),
+        key=lambda grant: grant.expires or NEVER,  # stable: creation order within a day
+    )
+    if not due:
+        return result, []
+    grants = dict(result.grants)
+    wallets = dict(result.wallets)
+    expiries = list(result.expiries)
+    booked: list[data.Transaction] = []
+    gone: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for grant in due:
+        amount = grant.remaining
+        date = max(grant.expires or NEVER, grant.date)
+        copy = dataclasses.replace(grant, remaining=ZERO, expired=grant.expired + amount)
+        grants[grant.id] = copy
+        key = (grant.account, grant.currency)
+        wallet = wallets[key]
+        if wallet is result.wallets.get(key):
+            wallet = wallets[key] = dataclasses.replace(wallet, repayments=list(wallet.repayments))
+        wallet.available -= amount
+        gone[key].add(grant.id)
+        txn_id = expiry_txn_id(grant.id)
+        expiries.append(Expiry(txn_id, copy, date, amount))
+        booked.append(
+            expiry_transaction(
+                txn_id,
+                copy,
+                date,
+                amount,
+                FIRST_LINE,
+                f"Expired credits of grant {grant.id}",
+                breakage,
+            )
+        )
+    for key, ids in gone.items():
+        heap = [item for item in wallets[key].heap if item[2].id not in ids]
+        heapq.heapify(heap)
+        wallets[key].heap = heap
+    return (
+        dataclasses.replace(result, grants=grants, wallets=wallets, expiries=expiries),
+        booked,
+    )
+
+
+def horizon(entries: Iterable[data.Directive]) -> datetime.date | None:
+    """The last day the text records: its last written transaction or balance assertion."""
+    return scan(entries).horizon
