@@ -129,7 +129,7 @@ def alert_balances(ledger: Ledger, day: datetime.date) -> Balances:
 def page_balances(ledger: Ledger, day: datetime.date) -> Balances:
     """The page's all-users table for a period ending on D (the functions its endpoint calls)."""
     period = view.Period.make(None, day + ONE_DAY, day + ONE_DAY * 1000)
-    table = view.users_table(ledger, None, period)
+    table = view.table(ledger, "users", period)
     return nonzero({(str(row[0]), str(row[2])): row[3] for row in table.rows})  # type: ignore[misc]
 
 

@@ -25,7 +25,15 @@ from typing import Any, Protocol
 
 from beancount_credits import columnar
 from beancount_credits.columnar import sql
-from beancount_credits.reports import USED_BY, balances, common, daily, liability, rates, usage
+from beancount_credits.reports import (
+    balances,
+    check_filters,
+    common,
+    daily,
+    liability,
+    rates,
+    usage,
+)
 from beancount_credits.reports.table import Cell, Chart, Filters, ReportError, Table
 
 SOURCE_REPORTS = ("balances", "daily", "liability", "rates", "usage")
@@ -172,18 +180,7 @@ def horizon_notice(source: Source, day: datetime.date) -> str | None:
 def check_range(source: Source, filters: Filters) -> None:
     """The ledger path's empty-range errors, from the export's date span."""
     first, last = span(source)
-    if first is None or last is None:
-        return
-    if filters.date_from is not None and filters.date_from > last:
-        raise ReportError(
-            f"empty range: --from {filters.date_from} is after the ledger's last "
-            f"transaction ({last}) in the export {source.location}"
-        )
-    if filters.date_to is not None and filters.date_to < first:
-        raise ReportError(
-            f"empty range: --to {filters.date_to} is before the ledger's first "
-            f"transaction ({first}) in the export {source.location}"
-        )
+    common.check_span(first, last, filters, f"the export {source.location}")
 
 
 def _date(value: str | None) -> datetime.date | None:
@@ -324,12 +321,7 @@ def run(name: str, source: Source | str | Path, filters: Filters, engine: str = 
             f"report {name!r} does not run on a columnar export; --source works for "
             f"{', '.join(SOURCE_REPORTS)}"
         )
-    for field, names in USED_BY.items():
-        if getattr(filters, field) is not None and name not in names:
-            raise ReportError(
-                f"--{field} does not apply to report {name!r} (it applies to: "
-                f"{', '.join(sorted(names))})"
-            )
+    check_filters(name, filters)
     if isinstance(source, str | Path):
         source = open_source(source, engine)
     check_range(source, filters)

@@ -75,8 +75,10 @@ ZERO = Decimal(0)
 # Dated activity moves to the archive; the rest is the chart of accounts and settings.
 MOVED = (data.Transaction, data.Balance, data.Note, data.Document, data.Pad)
 # Reports whose rows for a range depend on more than the balances before it
-# (audit: "unusual" compares a day with the user's median day over all history).
-WHOLE_HISTORY = frozenset({"audit"})
+# (audit: "unusual" compares a day with the user's median day over all history;
+# low-balance: an episode may start before the range; users: a user's last
+# activity may be before it).
+WHOLE_HISTORY = frozenset({"audit", "low-balance", "users"})
 
 _OPENING_RE = re.compile(r'^include\s+"opening/(\d{4}-\d{2}-\d{2})\.beancount"\s*(;.*)?$', re.M)
 _INCLUDE_RE = re.compile(r'^include\s+"([^"]+)"\s*(;.*)?$')
