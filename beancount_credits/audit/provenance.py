@@ -1,6 +1,6 @@
 """Where each ledger entry comes from: git history as the audit trail.
 
-Operators change the ledger by committing its text to git (DESIGN.md), so the
+Operators change the ledger by committing its text to git (docs/design.md), so the
 question an auditor asks about an entry -- who wrote it, when, and why -- is
 answered by git, not by the ledger. This module asks git, and nothing else:
 
@@ -31,7 +31,7 @@ from typing import Final
 from beancount.core import data
 
 from beancount_credits.engine import is_generated
-from beancount_credits.ledger import Ledger, write
+from beancount_credits.ledger import Ledger, git, write
 from beancount_credits.reports.statement import description
 from beancount_credits.reports.table import Cell, Column, Filters, Table, format_cell
 
@@ -129,59 +129,34 @@ class Provenance:
     header: Commit  # the commit the header line comes from (see entry_provenance)
 
 
-# --- running git (the only I/O in this module) ---------------------------------------------
+# --- running git (ledger/git.py; the only I/O in this module) ----------------------
 
 
 def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run git without a shell; messages in English so failures read the same everywhere."""
-    env = {**os.environ, "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}
-    return subprocess.run(
-        ["git", *args], cwd=cwd, input=stdin, capture_output=True, env=env, check=False
-    )
+    return git.run(cwd, *args, stdin=stdin)
 
 
 def _fail(what: str, result: subprocess.CompletedProcess[bytes]) -> ProvenanceError:
-    message = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
-    return ProvenanceError(f"{what}: {message}")
+    return ProvenanceError(str(git.failure(what, result)))
 
 
 def git_output(repo: Path, *args: str) -> bytes:
     """Run git in ``repo`` (a list of arguments, never a shell); its output or ProvenanceError."""
-    result = _git(repo, *args)
-    if result.returncode != 0:
-        raise _fail(f"git {args[0]} in {repo}", result)
-    return result.stdout
-
-
-def find_work_tree(path: str | os.PathLike[str]) -> Path | None:
-    """The root of the git work tree holding ``path`` (a file or directory), or None.
-
-    None covers every reason there is no history to read -- not in a
-    repository, git not installed, a repository git refuses to use -- because
-    a ledger outside git is legitimate; its provenance is just unavailable.
-    """
-    target = Path(path).resolve()
-    directory = target if target.is_dir() else target.parent
     try:
-        result = _git(directory, "rev-parse", "--show-toplevel")
-    except OSError:
-        return None
-    top = os.fsdecode(result.stdout).rstrip("\n")
-    if result.returncode != 0 or not top:
-        return None
-    return Path(top).resolve()
+        return git.output(repo, *args)
+    except git.GitError as exc:
+        raise ProvenanceError(str(exc)) from None
+
+
+find_work_tree = git.work_tree
 
 
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:
-    """True when commit ``older`` is an ancestor of ``newer`` (or the same commit).
-
-    History order, not commit times: two commits made in the same second
-    (a script, a rebase) still come out in the order git recorded them.
-    """
-    result = _git(repo, "merge-base", "--is-ancestor", older, newer)
-    if result.returncode not in (0, 1):
-        raise _fail(f"git merge-base --is-ancestor {older} {newer}", result)
-    return result.returncode == 0
+    """True when commit ``older`` is an ancestor of ``newer`` (see :func:`git.is_ancestor`)."""
+    try:
+        return git.is_ancestor(repo, older, newer)
+    except git.GitError as exc:
+        raise ProvenanceError(str(exc)) from None
 
 
 def _committed_paths(root: Path, relpaths: Sequence[str]) -> set[str]:

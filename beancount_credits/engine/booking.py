@@ -7,7 +7,7 @@ ledger as of a day is the engine booked through that day (running it over its
 own output adds nothing: generated expiries are recognised as recorded ones).
 Entries it makes carry the generated mark (:data:`GENERATED_KEY`).
 
-The rules (DESIGN.md, "The grant engine"):
+The rules (docs/design.md, "The grant engine"):
 
 - every positive posting to a user wallet is a grant (a credit block) with an
   id, amount, date, expiry, priority and unit cost;

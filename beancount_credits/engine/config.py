@@ -5,7 +5,7 @@ Python dict literal parsed with :func:`ast.literal_eval`, for example::
 
     plugin "beancount_credits.plugins.expire" "{'users': 'Assets:Wallets'}"
 
-Keys (all optional; the defaults are DESIGN.md's chart of accounts):
+Keys (all optional; the defaults are the chart of accounts of docs/design.md):
 
 - ``users``: root of the user wallets (``Assets:Credits:Users``)
 - ``income``: root of the sources credits are earned from (``Income:Credits``)

@@ -44,7 +44,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ from beancount import loader
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.ledger import incremental
+from beancount_credits.ledger import git, incremental
 
 LOCK_NAME = ".bean-credits.lock"
 PENDING_NAME = ".bean-credits-pending.json"
@@ -521,21 +520,16 @@ def prune_folders(folder: Path, root: Path) -> None:
 
 
 def git_root(path: Path) -> Path | None:
-    result = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"],
-        cwd=path.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return Path(result.stdout.strip()) if result.returncode == 0 else None
+    """The git work tree holding the ledger file ``path`` (None: not in git)."""
+    return git.work_tree(path)
 
 
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise WriteError(f"git {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout
+def git_text(repo: Path, *args: str) -> str:
+    """``git ARGS`` in ``repo`` for the write path; a failure is a WriteError."""
+    try:
+        return git.text(repo, *args)
+    except git.GitError as exc:
+        raise WriteError(str(exc)) from None
 
 
 def commit_preflight(main: Path) -> Path:
@@ -544,14 +538,14 @@ def commit_preflight(main: Path) -> Path:
     if repo is None:
         raise WriteError(f"--commit: {main} is not in a git repository")
     staged = [
-        line for line in git(repo, "diff", "--cached", "--name-only", "-z").split("\0") if line
+        line for line in git_text(repo, "diff", "--cached", "--name-only", "-z").split("\0") if line
     ]
     if staged:
         raise WriteError(
             "--commit: refusing to commit while other changes are staged; commit or unstage them",
             [f"staged: {name}" for name in staged],
         )
-    git(repo, "var", "GIT_COMMITTER_IDENT")  # fails early when git has no identity
+    git_text(repo, "var", "GIT_COMMITTER_IDENT")  # fails early when git has no identity
     return repo
 
 
@@ -561,8 +555,10 @@ def uncommitted_files(main: Path, files: Sequence[Path]) -> list[Path]:
     if repo is None:
         return []
     names = [str(Path(path).resolve()) for path in files]
-    changed = git(repo, "diff", "--name-only", "-z", "HEAD", "--", *names).split("\0")
-    new = git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *names).split("\0")
+    changed = git_text(repo, "diff", "--name-only", "-z", "HEAD", "--", *names).split("\0")
+    new = git_text(repo, "ls-files", "-z", "--others", "--exclude-standard", "--", *names).split(
+        "\0"
+    )
     return sorted({(repo / name).resolve() for name in [*changed, *new] if name})
 
 
@@ -633,10 +629,10 @@ def apply(
     if repo is not None:
         if written or also_commit:
             paths = {str(path.resolve()) for path in [*written, *also_commit]}
-            git(repo, "add", "--", *sorted(paths))
+            git_text(repo, "add", "--", *sorted(paths))
         if removed:
             paths = [str(path.resolve()) for path in removed]
-            git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
-        git(repo, "commit", "--quiet", "-m", message)
-        sha = git(repo, "rev-parse", "HEAD").strip()
+            git_text(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
+        git_text(repo, "commit", "--quiet", "-m", message)
+        sha = git_text(repo, "rev-parse", "HEAD").strip()
     return WriteResult(written, sha, how, removed)

@@ -26,7 +26,7 @@ from beancount.core import data
 
 from beancount_credits.engine import CreditsError, loadstamp, settings
 from beancount_credits.engine.config import ConfigError, parse_config
-from beancount_credits.ledger import index_users
+from beancount_credits.engine.users import index_users
 
 __plugins__ = ("check_settings",)
 
