@@ -147,13 +147,13 @@ def prepare(
     """The due alerts and the deliveries to make; ``sent``: records not in the ledger yet."""
     conf = settings.of(ledger)
     if conf.errors:
-        raise NotifyError(_settings_errors(conf))
+        raise NotifyError(settings_errors(conf))
     due = alerts.due(ledger, conf, date)
     todo, skipped = alerts.to_deliver(ledger, conf, due, date, sent)
     return conf, Plan(date, due, todo, skipped)
 
 
-def _settings_errors(conf: settings.Settings) -> str:
+def settings_errors(conf: settings.Settings) -> str:
     lines = [f"{len(conf.errors)} error(s) in the settings directives; nothing was sent"]
     for error in conf.errors:
         lines.append(
