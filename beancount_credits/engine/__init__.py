@@ -7,8 +7,9 @@ asks it (through :mod:`.asof`) what the ledger holds on a day.
 - :mod:`.model`: grants, draw-downs, wallets, expiries, the pass's result, and
   :func:`consumption_order`, the one rule for which grant a draw-down uses;
 - :mod:`.metadata`: the policy keys, Transaction IDs, the generated mark;
-- :mod:`.booking`: the pass (:func:`run`), continued past its horizon by
-  :func:`book_through`; :mod:`.reversals` is its reversal part;
+- :mod:`.booking`: the pass (:func:`run`); :mod:`.expiries` is its expiry
+  part (and continues a finished pass past its horizon: :func:`book_through`),
+  :mod:`.reversals` its reversal part;
 - :mod:`.annotations`: the draw-down annotations, written and read back
   (:func:`rewind`);
 - :mod:`.asof`: the ledger as of day D, the one answer every tool gives;
@@ -23,16 +24,8 @@ import engine``; ``engine.run(...)``).
 """
 
 from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation, rewind
-from beancount_credits.engine.booking import (
-    Pass,
-    Scan,
-    book_through,
-    expiry_transaction,
-    horizon,
-    open_grants,
-    run,
-    scan,
-)
+from beancount_credits.engine.booking import Pass, Scan, horizon, open_grants, run, scan
+from beancount_credits.engine.expiries import book_through, expiry_transaction
 from beancount_credits.engine.metadata import (
     BEANCOUNT_GENERATED_FLAGS,
     EXPIRE_PLUGIN_NAME,

@@ -24,13 +24,16 @@ The rules (docs/design.md, "The grant engine"):
 - closing a wallet forfeits its remaining grants to breakage on the close date.
 
 One pass in date order: each draw-down costs O(log g) in the wallet's open
-grants g, never O(total grants).
+grants g, never O(total grants). Two parts of it live in their own modules, as
+functions over the pass's state (:class:`Pass`):
+:mod:`beancount_credits.engine.expiries` (due grants to breakage, recorded
+expiries checked, :func:`~beancount_credits.engine.expiries.book_through`) and
+:mod:`beancount_credits.engine.reversals`.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime
 import heapq
 from collections.abc import Iterable, Iterator
@@ -40,16 +43,13 @@ from typing import Any, NamedTuple
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.engine import reversals
+from beancount_credits.engine import expiries, reversals
 from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import (
-    EXPIRE_PLUGIN_NAME,
-    GENERATED_FILENAME,
     SourcePolicy,
     add_period,
     expiry_txn_id,
-    generated_meta,
     is_expiry_record,
     is_generated,
     meta_amount,
@@ -63,7 +63,6 @@ from beancount_credits.engine.model import (
     CARRIED_TAG,
     DEFAULT_PRIORITY,
     EXPIRED_TAG,
-    FIRST_LINE,
     LAST_LINE,
     NEVER,
     ZERO,
@@ -236,7 +235,7 @@ class Pass:
                 continue
             for _key, _seq, grant in sorted(wallet.heap):
                 if grant.remaining > 0:
-                    self.expire(grant, entry.date, LAST_LINE, None, forfeited=True)
+                    expiries.expire(self, grant, entry.date, LAST_LINE, None, forfeited=True)
 
     def transaction(self, entry: data.Transaction) -> data.Transaction:
         txn_id = txn_id_of(entry)
@@ -297,7 +296,9 @@ class Pass:
             lineno = entry.meta.get("lineno", LAST_LINE)
             for grant, portion in self.restored_expired.items():
                 grant.remaining += portion
-                self.expire(grant, entry.date, lineno, txn_id or "reversal", amount=portion)
+                expiries.expire(
+                    self, grant, entry.date, lineno, txn_id or "reversal", amount=portion
+                )
             self.restored_expired.clear()
         if new_postings is not None:
             return data.Transaction(
@@ -520,123 +521,6 @@ class Pass:
             index_by_txn(self.drawdowns_by_txn, txn_id, drawdown)
         return drawdown
 
-    # -- expiries
-
-    def flush(self, through: datetime.date) -> None:
-        """Expire every grant due on or before ``through`` (at the start of its date)."""
-        due = self.due
-        while due and due[0][0] <= through:
-            expires, _, grant = heapq.heappop(due)
-            if grant.remaining > 0:
-                self.expire(grant, max(expires, grant.date), FIRST_LINE, None)
-
-    def expire(
-        self,
-        grant: Grant,
-        date: datetime.date,
-        lineno: int,
-        cause: str | None,
-        amount: Decimal | None = None,
-        forfeited: bool = False,
-    ) -> None:
-        """Move a grant's remainder (or ``amount`` of it) to breakage on ``date``."""
-        amount = grant.remaining if amount is None else amount
-        wallet = self.wallets[(grant.account, grant.currency)]
-        grant.remaining -= amount
-        grant.expired += amount
-        if cause is None:
-            wallet.available -= amount
-        key = expiry_txn_id(grant.id, cause)
-        self.expiries.append(Expiry(key, grant, date, amount))
-        recorded = self.recorded.get(key)
-        if recorded is not None:
-            self.used_records.add(key)
-            self.check_record(recorded, grant, date, amount)
-            return
-        target = self.out if cause is None else self.after
-        narration = (
-            f"Forfeited credits of grant {grant.id} (wallet closed)"
-            if forfeited
-            else f"Expired credits of grant {grant.id}"
-        )
-        target.append(
-            expiry_transaction(key, grant, date, amount, lineno, narration, self.config.breakage)
-        )
-
-    def check_record(
-        self, recorded: data.Transaction, grant: Grant, date: datetime.date, amount: Decimal
-    ) -> None:
-        written = sum(
-            (
-                -posting.units.number
-                for posting in recorded.postings
-                if posting.account == grant.account and posting.units.currency == grant.currency
-            ),
-            ZERO,
-        )
-        if written != amount or recorded.date != date:
-            self.changed_records.append(
-                ChangedRecord(recorded, grant.account, grant.currency, written, amount, date)
-            )
-            self.error(
-                recorded.meta,
-                f"Recorded expiry of grant {grant.id!r} of user "
-                f"{self.user_label(grant.account)!r} says {written} {grant.currency} on "
-                f"{recorded.date}, but the ledger now expires {amount} {grant.currency} on "
-                f"{date}: history was changed",
-                recorded,
-            )
-
-    def check_unused_records(self) -> None:
-        for key, recorded in self.recorded.items():
-            if key not in self.used_records:
-                account = currency = None
-                written = ZERO
-                for posting in recorded.postings:
-                    if self.is_user(posting.account):
-                        account, currency = posting.account, posting.units.currency
-                        written -= posting.units.number
-                self.changed_records.append(
-                    ChangedRecord(recorded, account, currency, written, ZERO, None)
-                )
-                self.error(
-                    recorded.meta,
-                    f"Recorded expiry {key!r} of grant {recorded.meta.get('grant')!r} matches "
-                    "nothing the ledger now expires: history was changed",
-                    recorded,
-                )
-
-
-def expiry_transaction(
-    key: str,
-    grant: Grant,
-    date: datetime.date,
-    amount: Decimal,
-    lineno: int,
-    narration: str,
-    breakage: str,
-) -> data.Transaction:
-    """The ``#expired`` transaction moving ``amount`` of a grant to breakage (generated)."""
-    meta = generated_meta(EXPIRE_PLUGIN_NAME, lineno, GENERATED_FILENAME)
-    meta["txn_id"] = key
-    meta["grant"] = grant.id
-    meta["generated"] = True  # shown in Fava; the mark above is what the tools read
-    units = amount_lib.Amount(amount, grant.currency)
-    postings = [
-        data.Posting(grant.account, -units, None, None, None, None),
-        data.Posting(breakage, units, None, None, None, None),
-    ]
-    return data.Transaction(
-        meta,
-        date,
-        "*",
-        None,
-        narration,
-        frozenset({EXPIRED_TAG}),
-        data.EMPTY_SET,
-        postings,
-    )
-
 
 class Scan(NamedTuple):
     recorded: dict[str, data.Transaction]  # expiries in the input, by Transaction ID
@@ -706,7 +590,7 @@ def run(
         if entry.date != current:
             current = entry.date
             if horizon is not None:
-                state.flush(min(current, horizon))
+                expiries.flush(state, min(current, horizon))
         if isinstance(entry, data.Transaction):
             if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
                 # Recorded expiries are applied when their grant comes due.
@@ -725,8 +609,8 @@ def run(
         else:
             out.append(entry)
     if horizon is not None:
-        state.flush(horizon)
-    state.check_unused_records()
+        expiries.flush(state, horizon)
+    expiries.check_unused_records(state)
     out.sort(key=data.entry_sortkey)
     return EngineResult(
         entries=out,
@@ -749,67 +633,6 @@ def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Gr
             (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
             key=consumption_order,
         )
-
-
-def book_through(
-    result: EngineResult, day: datetime.date, breakage: str
-) -> tuple[EngineResult, list[data.Transaction]]:
-    """Go on from a finished pass: book the expiries due on or before ``day``.
-
-    ``result`` is a pass over every written entry with nothing after its
-    horizon that the engine acts on (no transaction, no wallet ``close``): then
-    what is left to happen by ``day`` is the expiries of the open grants, and
-    this equals a pass through ``day`` (the ``flush`` at its end). Returns a new
-    result, sharing what did not change, and the expiry transactions booked.
-    The input is not modified, so a result can be shared by concurrent readers.
-    """
-    due = sorted(
-        (
-            grant
-            for grant in result.grants.values()
-            if grant.remaining > 0 and grant.expires is not None and grant.expires <= day
-        ),
-        key=lambda grant: grant.expires or NEVER,  # stable: creation order within a day
-    )
-    if not due:
-        return result, []
-    grants = dict(result.grants)
-    wallets = dict(result.wallets)
-    expiries = list(result.expiries)
-    booked: list[data.Transaction] = []
-    gone: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-    for grant in due:
-        amount = grant.remaining
-        date = max(grant.expires or NEVER, grant.date)
-        copy = dataclasses.replace(grant, remaining=ZERO, expired=grant.expired + amount)
-        grants[grant.id] = copy
-        key = (grant.account, grant.currency)
-        wallet = wallets[key]
-        if wallet is result.wallets.get(key):
-            wallet = wallets[key] = dataclasses.replace(wallet, repayments=list(wallet.repayments))
-        wallet.available -= amount
-        gone[key].add(grant.id)
-        txn_id = expiry_txn_id(grant.id)
-        expiries.append(Expiry(txn_id, copy, date, amount))
-        booked.append(
-            expiry_transaction(
-                txn_id,
-                copy,
-                date,
-                amount,
-                FIRST_LINE,
-                f"Expired credits of grant {grant.id}",
-                breakage,
-            )
-        )
-    for key, ids in gone.items():
-        heap = [item for item in wallets[key].heap if item[2].id not in ids]
-        heapq.heapify(heap)
-        wallets[key].heap = heap
-    return (
-        dataclasses.replace(result, grants=grants, wallets=wallets, expiries=expiries),
-        booked,
-    )
 
 
 def horizon(entries: Iterable[data.Directive]) -> datetime.date | None:
