@@ -7,9 +7,9 @@ asks it (through :mod:`.asof`) what the ledger holds on a day.
 - :mod:`.model`: grants, draw-downs, wallets, expiries, the pass's result, and
   :func:`consumption_order`, the one rule for which grant a draw-down uses;
 - :mod:`.metadata`: the policy keys, Transaction IDs, the generated mark;
-- :mod:`.booking`: the pass (:func:`run`); :mod:`.expiries` is its expiry
-  part (and continues a finished pass past its horizon: :func:`book_through`),
-  :mod:`.reversals` its reversal part;
+- :mod:`.booking`: the pass (:func:`run`); :mod:`.grants` is its grant
+  part, :mod:`.expiries` its expiry part (and continues a finished pass past
+  its horizon: :func:`book_through`), :mod:`.reversals` its reversal part;
 - :mod:`.annotations`: the draw-down annotations, written and read back
   (:func:`rewind`);
 - :mod:`.asof`: the ledger as of day D, the one answer every tool gives;

@@ -24,16 +24,17 @@ The rules (docs/design.md, "The grant engine"):
 - closing a wallet forfeits its remaining grants to breakage on the close date.
 
 One pass in date order: each draw-down costs O(log g) in the wallet's open
-grants g, never O(total grants). Two parts of it live in their own modules, as
-functions over the pass's state (:class:`Pass`):
-:mod:`beancount_credits.engine.expiries` (due grants to breakage, recorded
-expiries checked, :func:`~beancount_credits.engine.expiries.book_through`) and
-:mod:`beancount_credits.engine.reversals`.
+grants g, never O(total grants). Three parts of it live in their own modules,
+as functions over the pass's state (:class:`Pass`):
+:mod:`beancount_credits.engine.grants` (a grant posting's credit block and its
+terms), :mod:`beancount_credits.engine.expiries` (due grants to breakage,
+recorded expiries checked, :func:`~beancount_credits.engine.expiries.book_through`)
+and :mod:`beancount_credits.engine.reversals`; this module keeps the state, the
+directives' dispatch, draw-downs and :func:`run`.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
 import heapq
 from collections.abc import Iterable, Iterator
@@ -43,17 +44,15 @@ from typing import Any, NamedTuple
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.engine import expiries, reversals
+from beancount_credits.engine import expiries, grants, reversals
 from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import (
     SourcePolicy,
-    add_period,
     expiry_txn_id,
     is_expiry_record,
     is_generated,
     meta_amount,
-    meta_date,
     meta_decimal,
     meta_int,
     parse_period,
@@ -61,7 +60,6 @@ from beancount_credits.engine.metadata import (
 )
 from beancount_credits.engine.model import (
     CARRIED_TAG,
-    DEFAULT_PRIORITY,
     EXPIRED_TAG,
     LAST_LINE,
     NEVER,
@@ -274,9 +272,9 @@ class Pass:
                 annotation = reversals.reversal(self, entry, posting, wallet, str(reverses), txn_id)
             elif units.number > 0:
                 if grant_ids is None:
-                    grant_ids = self.grant_ids(entry, txn_id)
+                    grant_ids = grants.grant_ids(self, entry, txn_id)
                 source = next((p.account for p in entry.postings if not is_user(p.account)), None)
-                grant = self.grant(entry, posting, wallet, grant_ids[index], txn_id, source)
+                grant = grants.grant(self, entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = grant_annotation(grant)
             else:
                 drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
@@ -312,163 +310,6 @@ class Pass:
                 new_postings,
             )
         return entry
-
-    # -- grants
-
-    def grant_ids(self, entry: data.Transaction, txn_id: str | None) -> dict[int, str]:
-        """Ids of a transaction's grant postings, by posting index.
-
-        A single grant is named by the txn_id; several are qualified by wallet
-        and/or commodity (``t-1/Alice``, ``p-7/SESSION``), then by their rank
-        if still alike. A posting's own ``grant:`` metadata wins.
-        """
-        positions = [
-            (index, posting)
-            for index, posting in enumerate(entry.postings)
-            if self.is_user(posting.account)
-            and posting.units is not None
-            and isinstance(posting.units.number, Decimal)
-            and posting.units.number > 0
-        ]
-        if txn_id is None:
-            # A missing txn_id is the policy plugin's error; keep a stable id anyway.
-            txn_id = (
-                f"{entry.date.isoformat()}@{entry.meta.get('filename')}:{entry.meta.get('lineno')}"
-            )
-        accounts = {posting.account for _, posting in positions}
-        currencies = {posting.units.currency for _, posting in positions}
-        ids: dict[int, str] = {}
-        for index, posting in positions:
-            explicit = posting.meta.get("grant") if posting.meta else None
-            if explicit is not None:
-                ids[index] = str(explicit)
-                continue
-            parts = [txn_id]
-            if len(accounts) > 1:
-                parts.append(posting.account.rpartition(":")[2])
-            if len(currencies) > 1:
-                parts.append(posting.units.currency)
-            ids[index] = "/".join(parts)
-        counts = collections.Counter(ids.values())
-        rank: collections.Counter[str] = collections.Counter()
-        for index, grant_id in list(ids.items()):
-            if counts[grant_id] > 1:
-                rank[grant_id] += 1
-                ids[index] = f"{grant_id}/{rank[grant_id]}"
-        return ids
-
-    def grant(
-        self,
-        entry: data.Transaction,
-        posting: data.Posting,
-        wallet: Wallet,
-        grant_id: str,
-        txn_id: str | None,
-        source: str | None,
-    ) -> Grant:
-        pmeta = posting.meta or {}
-        tmeta = entry.meta
-        granted = entry.date
-        carried = CARRIED_TAG in entry.tags and "granted" in pmeta
-        if carried:
-            # A grant carried forward by a period close: the original grant's
-            # date, Transaction ID and source, so it is consumed, reversed and
-            # reported exactly as the original; its policy is written out.
-            try:
-                granted = meta_date(pmeta["granted"])
-            except ValueError as exc:
-                self.error(entry.meta, f"granted of carried grant {grant_id!r}: {exc}", entry)
-            if pmeta.get("grant_txn") is not None:
-                txn_id = str(pmeta["grant_txn"])
-            source = None if pmeta.get("source") is None else str(pmeta["source"])
-        policy = self.policy(None if carried else source)
-        expires: datetime.date | None = None
-        priority = DEFAULT_PRIORITY
-        unit_cost: amount_lib.Amount | None = None
-        try:
-            raw = pmeta.get("expires", tmeta.get("expires"))
-            if raw is not None:
-                expires = meta_date(raw)
-            elif policy.expire_after is not None:
-                expires = add_period(entry.date, policy.expire_after)
-        except ValueError as exc:
-            self.error(entry.meta, f"expires of grant {grant_id!r}: {exc}", entry)
-        try:
-            raw = pmeta.get("priority", tmeta.get("priority"))
-            if raw is not None:
-                priority = meta_int(raw)
-            elif policy.priority is not None:
-                priority = policy.priority
-        except (ValueError, ArithmeticError) as exc:
-            self.error(entry.meta, f"priority of grant {grant_id!r}: {exc}", entry)
-        try:
-            raw = pmeta.get("unit_cost", tmeta.get("unit_cost"))
-            unit_cost = meta_amount(raw) if raw is not None else policy.unit_cost
-        except (ValueError, ArithmeticError) as exc:
-            self.error(entry.meta, f"unit_cost of grant {grant_id!r}: {exc}", entry)
-
-        amount = posting.units.number
-        original = amount
-        if carried and pmeta.get("granted_amount") is not None:
-            try:
-                original = meta_decimal(pmeta["granted_amount"])
-            except ValueError as exc:
-                self.error(entry.meta, f"granted_amount of grant {grant_id!r}: {exc}", entry)
-        grant = Grant(
-            id=grant_id,
-            account=wallet.account,
-            currency=wallet.currency,
-            date=granted,
-            amount=original,
-            expires=expires,
-            priority=priority,
-            unit_cost=unit_cost,
-            source=source,
-            txn_id=txn_id,
-            meta=entry.meta,
-            remaining=amount,
-            consumed=original - amount,  # a carried grant: what it lost before the close
-        )
-        if grant_id in self.grants:
-            if txn_id is None or self.seen_txn_ids.get(txn_id) is entry.meta:
-                self.error(entry.meta, f"Duplicate grant id {grant_id!r}", entry)
-            # Keep the duplicate reachable under a unique key so totals still add up.
-            grant_id = grant.id = f"{grant_id}#{entry.meta.get('lineno')}"
-        self.grants[grant_id] = grant
-        if grant.consumed and self.keep is None:
-            # What a carried grant lost before the close, as one draw-down on
-            # the carry's date, so the grant ledger adds up (amount = consumed +
-            # expired + remaining) and money roll-forwards open right.
-            part = Consumption(grant, grant.consumed)
-            self.drawdowns.append(
-                DrawDown(None, wallet.account, wallet.currency, entry.date, grant.consumed, [part])
-            )
-        if txn_id is not None and (self.keep is None or txn_id in self.keep):
-            index_by_txn(self.grants_by_txn, txn_id, grant)
-        if expires is not None:
-            if expires <= entry.date:
-                self.error(
-                    entry.meta,
-                    f"Grant {grant_id!r} of user {self.user_label(wallet.account)!r} expires on "
-                    f"{expires}, not after its own date {entry.date}: it can never be spent",
-                    entry,
-                )
-            heapq.heappush(self.due, (expires, len(self.grants), grant))
-        self.settle(wallet, grant)
-        return grant
-
-    def settle(self, wallet: Wallet, grant: Grant) -> None:
-        """Repay the wallet's overdraft from a grant, then open the rest."""
-        if wallet.debt > 0 and grant.remaining > 0:
-            repay = min(wallet.debt, grant.remaining)
-            wallet.debt -= repay
-            grant.remaining -= repay
-            grant.consumed += repay
-            grant.repaid += repay
-            wallet.repayments.append(Consumption(grant, repay))
-        if grant.remaining > 0:
-            wallet.available += grant.remaining
-            self.push(wallet, grant)
 
     # -- draw-downs
 

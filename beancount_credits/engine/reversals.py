@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits.engine import grants
 from beancount_credits.engine.annotations import drawdown_annotation
 from beancount_credits.engine.model import ZERO, Consumption, DrawDown, Grant, Wallet, by_txn
 
@@ -49,7 +50,9 @@ def reversal(
                 "to restore",
                 entry,
             )
-            state.grant(entry, posting, wallet, txn_id or f"{reverses}:reversal", txn_id, None)
+            grants.grant(
+                state, entry, posting, wallet, txn_id or f"{reverses}:reversal", txn_id, None
+            )
             return None
         restorable = sum((d.amount - d.restored for d in drawdowns), ZERO)
         if number > restorable:
@@ -62,7 +65,8 @@ def reversal(
         restored = restore(state, entry, wallet, drawdowns, min(number, restorable), txn_id)
         if number > restorable:
             extra = number - restorable
-            state.grant(
+            grants.grant(
+                state,
                 entry,
                 posting._replace(units=amount_lib.Amount(extra, wallet.currency)),
                 wallet,
@@ -74,12 +78,12 @@ def reversal(
 
     # A negative posting reversing a grant: remove what is left of it.
     asked = -number
-    grants = [
+    removable = [
         grant
         for grant in by_txn(state.grants_by_txn, reverses)
         if grant.account == wallet.account and grant.currency == wallet.currency
     ]
-    if not grants:
+    if not removable:
         kind = "a draw-down" if reverses in state.drawdowns_by_txn else state.unknown()
         state.error(
             entry.meta,
@@ -90,7 +94,7 @@ def reversal(
         return drawdown_annotation(state.draw(entry, posting, wallet, asked, txn_id))
     parts: list[Consumption] = []
     left = asked
-    for grant in grants:
+    for grant in removable:
         part = min(left, grant.remaining)
         if part > 0:
             state.take(wallet, grant, part)
