@@ -41,7 +41,7 @@ from beancount.parser.grammar import ValueType
 
 from beancount_credits import engine
 from beancount_credits.audit.provenance import entry_span
-from beancount_credits.engine import seal
+from beancount_credits.engine import broken_seals, canonical, seal
 from beancount_credits.jobs import close_day
 from beancount_credits.ledger import Ledger, write
 from beancount_credits.plugins import daily_balances
@@ -213,8 +213,8 @@ def plan(
         entry for entry in base if not (isinstance(entry, data.Custom) and entry.type == seal.SEAL)
     ]
     records = [close_day.record(entry) for entry in [*new_balances, *new_expiries]]
-    days = seal.canonical(kept)
-    for day, lines in seal.canonical(records, _everything).items():
+    days = canonical.canonical(kept)
+    for day, lines in canonical.canonical(records, _everything).items():
         days.setdefault(day, []).extend(lines)
     problems = [problem for problem in state.problems if problem.content_changed]
     touched += [day_of(entry) for entry in added]
@@ -250,7 +250,7 @@ def plan(
     if approved_by:
         meta["approved_by"] = approved_by
     meta["changed"] = "; ".join(listed)
-    record = data.Custom(meta, date, seal.AMEND, [ValueType(day, datetime.date)])
+    record = data.Custom(meta, date, canonical.AMEND, [ValueType(day, datetime.date)])
     changes = file_changes(ledger, edits, [*added, record])
     return Amendment(
         day,
@@ -288,14 +288,14 @@ def day_of(entry: data.Directive) -> datetime.date:
 
 def same_sealed(old: data.Directive, new: data.Directive) -> bool:
     """Whether two entries read the same in the canonical form."""
-    return seal.canonical([old], _everything) == seal.canonical([new], _everything)
+    return canonical.canonical([old], _everything) == canonical.canonical([new], _everything)
 
 
 def _everything(_entry: data.Directive) -> bool:
     return True
 
 
-def problem_messages(problem: seal.Problem) -> list[str]:
+def problem_messages(problem: broken_seals.Problem) -> list[str]:
     """The differences a seal problem lists (its message after the day)."""
     _head, _sep, rest = problem.message.partition(": ")
     return [part for part in rest.split("; ") if part and not part.startswith("and ")]
@@ -326,7 +326,7 @@ def reseal(
         lines = seal.lines_in(days, sorted_days, after, day)
         closed = first.closed if day == first.day else None
         entry = seal.seal_entry(day, previous, lines, closed=closed)
-        digest = str(seal.custom_value(entry.values[0]))
+        digest = str(canonical.custom_value(entry.values[0]))
         new_digests[day] = digest
         current = old.get(day)
         if current is None or current.digest != digest or current.items != entry.meta["items"]:

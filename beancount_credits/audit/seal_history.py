@@ -530,13 +530,13 @@ def audit_rows(ledger: Ledger, blame: provenance.BlameMap) -> list[list[Cell]]:
     record; a broken seal on its day, written by the authors of the changes of
     that day no amendment records (from git, when the ledger is in it).
     """
-    from beancount_credits.engine import seal
+    from beancount_credits.engine import canonical, seal
 
     rows: list[list[Cell]] = []
     for entry in ledger.entries:
         if not (isinstance(entry, data.Custom) and entry.type == AMEND_TYPE):
             continue
-        values = [seal.custom_value(value) for value in entry.values]
+        values = [canonical.custom_value(value) for value in entry.values]
         day = values[0] if values and isinstance(values[0], datetime.date) else entry.date
         meta = entry.meta
         details = (

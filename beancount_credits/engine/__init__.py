@@ -13,11 +13,13 @@ asks it (through :mod:`.asof`) what the ledger holds on a day.
 - :mod:`.annotations`: the draw-down annotations, written and read back
   (:func:`rewind`);
 - :mod:`.asof`: the ledger as of day D, the one answer every tool gives;
+- :mod:`.seal`: the seal chain, checked and extended; :mod:`.canonical` is
+  the canonical form its digests and fingerprints are computed over, and
+  :mod:`.broken_seals` says what differs when a seal does not hold;
 - :mod:`.config`, :mod:`.accounts`, :mod:`.users`, :mod:`.settings`,
-  :mod:`.seal`, :mod:`.loadstamp`, :mod:`.collector`: the plugin
-  configuration, user ids and wallet names, the user index, the dated
-  settings, the seal chain, the stamp the plugins put on a load, and the
-  collector paused over large walks.
+  :mod:`.loadstamp`, :mod:`.collector`: the plugin configuration, user ids and
+  wallet names, the user index, the dated settings, the stamp the plugins put
+  on a load, and the collector paused over large walks.
 
 The names below are the engine's public surface (``from beancount_credits
 import engine``; ``engine.run(...)``).
