@@ -42,6 +42,15 @@ EVENT_TYPES = (
     "expiry_change",
 )
 GRANT_TYPES = ("purchase", "promotion", "referral", "loyalty", "topup")
+#: The source each grant type books from (``Income:Credits:<Source>``; a top-up's own
+#: ``source`` field wins).
+SOURCES = {
+    "purchase": "Purchase",
+    "promotion": "Promotion",
+    "referral": "Referral",
+    "loyalty": "Loyalty",
+    "topup": "TopUp",
+}
 REDEEM_STATUSES = ("pending", "settled", "cancelled")
 TOPUP_STATUSES = ("succeeded", "failed")
 

@@ -41,6 +41,7 @@ from beancount import loader
 from beancount_credits.audit.amend import AmendError
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers import sealing
+from beancount_credits.importers.edits import Edit
 from beancount_credits.importers.events import (
     NotText,
     Problem,
@@ -50,6 +51,7 @@ from beancount_credits.importers.events import (
     read_rows,
     rows_of,
 )
+from beancount_credits.importers.index import LedgerIndex
 from beancount_credits.ledger import find_config, incremental, write
 from beancount_credits.reports.table import format_cell
 
@@ -215,7 +217,7 @@ _HEADER_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(\s+)([!*])(\s)")
 _META_RE = re.compile(r"^\s+([a-z][a-zA-Z0-9_-]*):")
 
 
-def apply_edits(text: str, edits: list[planning.Edit], path: str) -> str:
+def apply_edits(text: str, edits: list[Edit], path: str) -> str:
     """The file's text with the edits made at their transactions' header lines."""
     lines = write.split_lines(text)
     for edit in sorted(edits, key=lambda edit: edit.lineno, reverse=True):
@@ -262,7 +264,7 @@ def changes_for(
         name = f"{first.isoformat()}-{_safe_name(source.name)}-{digest}.beancount"
         batch_path = root / IMPORT_DIR / name
         result.append(write.FileChange(batch_path, text))
-    by_file: dict[str, list[planning.Edit]] = {}
+    by_file: dict[str, list[Edit]] = {}
     for edit in plan.edits:
         by_file.setdefault(edit.filename, []).append(edit)
     for filename, edits in sorted(by_file.items()):
@@ -400,7 +402,7 @@ def _import_locked(
     entries, options = parse_ledger(main)
     config = find_config(options)
     files = write.ledger_files(main, options)
-    index = planning.LedgerIndex.from_entries(entries, config)
+    index = LedgerIndex.from_entries(entries, config)
     sealed = sealing.sealed_day(entries)
     # The parsed entries are not needed beyond the index: free them before the
     # staged check loads the ledger again (peak memory).
@@ -409,7 +411,7 @@ def _import_locked(
     rejected: list[str] = []
     for attempt in range(_MAX_RETRIES):
         if attempt:  # planning changed the index; a retry starts from the text again
-            index = planning.LedgerIndex.from_entries(parse_ledger(main)[0], config)
+            index = LedgerIndex.from_entries(parse_ledger(main)[0], config)
         planned = planning.plan_batch(index, rows, zone, frozenset(skip))
         if planned.problems:
             rejected += _lines(source, planned.problems, planned)

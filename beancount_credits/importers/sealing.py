@@ -22,6 +22,7 @@ from beancount.core import data
 from beancount_credits.audit import amend
 from beancount_credits.engine import seal
 from beancount_credits.importers import plan as planning
+from beancount_credits.importers.index import LedgerIndex
 from beancount_credits.ledger import Ledger, find_config, index_users, write
 
 SHOWN = 5  # event ids the amendment's reason names; the rest are counted
@@ -33,9 +34,7 @@ def sealed_day(entries: Sequence[data.Directive]) -> datetime.date | None:
     return None if last is None else last.day
 
 
-def touching(
-    planned: planning.Plan, index: planning.LedgerIndex, sealed: datetime.date | None
-) -> list[str]:
+def touching(planned: planning.Plan, index: LedgerIndex, sealed: datetime.date | None) -> list[str]:
     """What in the batch changes a sealed day: ``<event id> (<what>)``, in row order."""
     if sealed is None:
         return []
