@@ -44,6 +44,8 @@ from beancount_credits.audit.provenance import entry_span
 from beancount_credits.engine import broken_seals, canonical, seal
 from beancount_credits.jobs import close_day
 from beancount_credits.ledger import Ledger, write
+from beancount_credits.ledger.render import render
+from beancount_credits.ledger.text import read_text
 from beancount_credits.plugins import daily_balances
 
 ONE_DAY = datetime.timedelta(days=1)
@@ -173,9 +175,7 @@ def plan(
         touched.append(day_of(entry))
         meta = entry.meta
         if new is not None and new.date.replace(day=1) == entry.date.replace(day=1):
-            edits[meta["filename"]].append(
-                Edit(meta["lineno"], write.render(close_day.record(new)))
-            )
+            edits[meta["filename"]].append(Edit(meta["lineno"], render(close_day.record(new))))
         else:  # gone, or now in another month's file
             edits[meta["filename"]].append(Edit(meta["lineno"], None))
             if new is not None:
@@ -336,7 +336,7 @@ def reseal(
                 added.append(entry)
             else:
                 meta = current.entry.meta
-                edits[meta["filename"]].append(Edit(meta["lineno"], write.render(entry)))
+                edits[meta["filename"]].append(Edit(meta["lineno"], render(entry)))
         previous = closed if closed is not None else digest
         after = day
         day += ONE_DAY
@@ -365,7 +365,7 @@ def file_changes(
         path = Path(filename).resolve()
         text = texts.get(path)
         if text is None:
-            text = write.read_text(path)
+            text = read_text(path)
         texts[path] = apply_edits(text, file_edits)
     return [write.FileChange(path, text) for path, text in sorted(texts.items())] + others
 

@@ -31,7 +31,8 @@ from typing import Final
 from beancount.core import data
 
 from beancount_credits.engine import is_generated
-from beancount_credits.ledger import Ledger, git, write
+from beancount_credits.ledger import Ledger, git
+from beancount_credits.ledger.text import split_lines
 from beancount_credits.reports.statement import description
 from beancount_credits.reports.table import Cell, Column, Filters, Table, format_cell
 
@@ -241,7 +242,7 @@ def _porcelain_commit(sha: str, info: dict[str, str]) -> Commit:
 def _read_lines(path: Path) -> tuple[str, ...]:
     """The file's lines, split on ``\\n`` only, as Beancount counts line numbers."""
     text = path.read_bytes().decode("utf-8", "replace")
-    return tuple(line.removesuffix("\n") for line in write.split_lines(text))
+    return tuple(line.removesuffix("\n") for line in split_lines(text))
 
 
 def _locate(

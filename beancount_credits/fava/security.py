@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 from jinja2 import BaseLoader, Environment
 
 from beancount_credits.ledger import write
+from beancount_credits.ledger.text import read_text
 
 CSP = "; ".join(
     [
@@ -319,7 +320,7 @@ def _checked(
     ]
     if not changed or had_errors:
         return response
-    changes = [write.FileChange(path, write.read_text(path)) for path in changed]
+    changes = [write.FileChange(path, read_text(path)) for path in changed]
     errors = write.staged_check(main, files, changes)
     if not errors:
         return response

@@ -27,7 +27,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 
 from beancount_credits.engine.accounts import UserIdError, user_component
-from beancount_credits.ledger.write import split_lines
+from beancount_credits.ledger.text import split_lines
 
 EVENT_TYPES = (
     "user",
@@ -174,7 +174,7 @@ def read_rows(text: str, fmt: str) -> Iterator[Row | tuple[int, Problem]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
-    # Only "\n" ends a record (write.split_lines): str.splitlines would also split
+    # Only "\n" ends a record (split_lines): str.splitlines would also split
     # at U+2028 and the like, which JSON leaves unescaped inside strings.
     for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
@@ -237,7 +237,7 @@ def _text(value: Any) -> str:
 def writable(value: str) -> str:
     """``value`` if a UTF-8 ledger file can hold it, else ValueError.
 
-    Any other character is fine: :func:`beancount_credits.ledger.write.quote` escapes
+    Any other character is fine: :func:`beancount_credits.ledger.render.quote` escapes
     what would end the string literal, and Beancount reads the rest verbatim.
     """
     bad = _UNWRITABLE_RE.search(value)

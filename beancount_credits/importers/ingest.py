@@ -53,6 +53,8 @@ from beancount_credits.importers.events import (
 )
 from beancount_credits.importers.index import LedgerIndex
 from beancount_credits.ledger import find_config, incremental, write
+from beancount_credits.ledger.render import quote, render
+from beancount_credits.ledger.text import read_text, split_lines
 from beancount_credits.reports.table import format_cell
 
 IMPORT_DIR = "imports"
@@ -201,7 +203,7 @@ def batch_text(entries: list) -> tuple[str, dict[int, int]]:
     for entry in entries:
         line += 1  # the blank line before each entry
         starts[line] = entry.meta["lineno"]
-        text = write.render(_written(entry))
+        text = render(_written(entry))
         parts.append("\n" + text)
         line += text.count("\n")
     return "".join(parts), starts
@@ -219,7 +221,7 @@ _META_RE = re.compile(r"^\s+([a-z][a-zA-Z0-9_-]*):")
 
 def apply_edits(text: str, edits: list[Edit], path: str) -> str:
     """The file's text with the edits made at their transactions' header lines."""
-    lines = write.split_lines(text)
+    lines = split_lines(text)
     for edit in sorted(edits, key=lambda edit: edit.lineno, reverse=True):
         index = edit.lineno - 1
         match = _HEADER_RE.match(lines[index]) if 0 <= index < len(lines) else None
@@ -244,7 +246,7 @@ def apply_edits(text: str, edits: list[Edit], path: str) -> str:
                 not in ("expires", "expiry_changes")
             ]
             block.append(f"  expires: {edit.date.isoformat()}\n")
-            block.append(f"  expiry_changes: {write.quote(', '.join(edit.expiry_changes))}\n")
+            block.append(f"  expiry_changes: {quote(', '.join(edit.expiry_changes))}\n")
         lines[index + 1 : end] = block
     return "".join(lines)
 
@@ -269,8 +271,8 @@ def changes_for(
         by_file.setdefault(edit.filename, []).append(edit)
     for filename, edits in sorted(by_file.items()):
         path = Path(filename)
-        result.append(write.FileChange(path, apply_edits(write.read_text(path), edits, filename)))
-    main_text = write.read_text(main)
+        result.append(write.FileChange(path, apply_edits(read_text(path), edits, filename)))
+    main_text = read_text(main)
     include = f'include "{IMPORT_GLOB}"'
     if batch_path is not None and include not in main_text:
         separator = "" if main_text.endswith("\n") else "\n"
@@ -309,7 +311,7 @@ def trace(
 def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> None:
     """The rejected records, in the input's own format, so they can be fixed and re-imported."""
     rows = {row.line: row for row in source.rows() if isinstance(row, Row)}
-    raw = [line.removesuffix("\n") for line in write.split_lines(source.text or "")]
+    raw = [line.removesuffix("\n") for line in split_lines(source.text or "")]
     out = io.StringIO()
     if source.fmt == "csv":
         header = next(csv.reader(io.StringIO(source.text or ""))) if source.text else []

@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from beancount_credits.ledger import write
+from beancount_credits.ledger.text import read_text, split_lines
 
 ENV = "BEAN_CREDITS_"
 
@@ -414,8 +414,8 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     result = []
-    # "\n" only: a U+2028 inside a JSON string is not a line end (write.split_lines).
-    for line in write.split_lines(write.read_text(path)):
+    # "\n" only: a U+2028 inside a JSON string is not a line end (split_lines).
+    for line in split_lines(read_text(path)):
         try:
             document = json.loads(line)
         except json.JSONDecodeError:

@@ -65,6 +65,8 @@ from beancount_credits import engine
 from beancount_credits.engine import seal
 from beancount_credits.jobs import close_day
 from beancount_credits.ledger import Ledger, write
+from beancount_credits.ledger.render import render
+from beancount_credits.ledger.text import read_text, split_lines
 
 OPENING_DIR = "opening"
 ARCHIVE_DIR = "archive"
@@ -263,11 +265,11 @@ class Split:
 
 def split_file(path: Path, through: datetime.date, is_main: bool) -> Split:
     """Cut a file's text at directive boundaries: dated entries up to ``through`` move."""
-    text = write.read_text(path)
+    text = read_text(path)
     entries, errors, _options = parser.parse_file(str(path))
     if errors:
         raise PeriodError(f"{path}: {errors[0].message}")
-    lines = write.split_lines(text)
+    lines = split_lines(text)
     starts = sorted({entry.meta["lineno"] for entry in entries})
     moving = {entry.meta["lineno"] for entry in entries if moves(entry, through)}
     if not moving:
@@ -382,7 +384,7 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
     """What closing the active period through ``through`` writes and removes."""
     main = ledger.path.resolve()
     root = main.parent
-    main_text = write.read_text(main)
+    main_text = read_text(main)
     current = period_start(main_text)
     if current is not None and through < current:
         raise PeriodError(
@@ -475,9 +477,9 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         opening_text += f"\n{date} open {ledger.config.opening}\n"
         meta = data.new_metadata("<close-period>", 0)
         opened.append(data.Open(meta, date, ledger.config.opening, None, None))
-    opening_text += "".join("\n" + write.render(entry) for entry in carried)
+    opening_text += "".join("\n" + render(entry) for entry in carried)
     balances = opening_balances(ledger, carried, start)
-    opening_text += "".join("\n" + write.render(entry) for entry in balances)
+    opening_text += "".join("\n" + render(entry) for entry in balances)
     if last_seal is not None:
         # The new period's chain starts from the closed period's last seal; the entries
         # the active ledger keeps up to the close (and the carry-forward) get a seal of
@@ -485,7 +487,7 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         kept = [entry for entry in ledger.entries if not moves(entry, through)]
         written = [*opened, *carried, *balances]
         anchor = seal.opening_seal(kept, written, through, last_seal.digest)
-        opening_text += "\n" + write.render(anchor)
+        opening_text += "\n" + render(anchor)
     include = f'include "{OPENING_DIR}/{start}.beancount"'
     if _OPENING_RE.search(new_main_text):
         new_main_text = _OPENING_RE.sub(include, new_main_text, count=1)
@@ -512,7 +514,7 @@ def rewrite_includes(text: str, root: Path, removed: set[Path], kept: list[Path]
     """Drop include lines that would now match no file (Beancount errors on those)."""
     kept_set = set(kept)
     out = []
-    for line in write.split_lines(text):
+    for line in split_lines(text):
         found = _INCLUDE_RE.match(line.strip())
         if found is not None and not _OPENING_RE.match(line.strip()):
             pattern = found.group(1)
@@ -530,7 +532,7 @@ def rewrite_includes(text: str, root: Path, removed: set[Path], kept: list[Path]
 
 def insert_include(text: str, include: str) -> str:
     """Put the opening include before main's first include (or at the end)."""
-    lines = write.split_lines(text)
+    lines = split_lines(text)
     block = (
         "; Grants carried forward by the last period close (bean-credits close-period).\n"
         f"{include}\n\n"
@@ -571,7 +573,7 @@ def archives(main: Path) -> list[Path]:
 def history_path(main: Path) -> Path:
     """The whole-history view of a closed ledger (main itself if it was never closed)."""
     main = main.resolve()
-    text = write.read_text(main)
+    text = read_text(main)
     indexes = archives(main)
     if period_start(text) is None or not indexes:
         return main
@@ -584,7 +586,7 @@ def history_path(main: Path) -> Path:
     )
     history = header + _OPENING_RE.sub(lambda _match: includes.rstrip("\n"), text, count=1)
     path = main.parent / HISTORY_NAME
-    if not path.exists() or write.read_text(path) != history:
+    if not path.exists() or read_text(path) != history:
         write.write_atomic(path, history)
     return path
 
@@ -596,7 +598,7 @@ def report_path(
     date_to: datetime.date | None = None,
 ) -> Path:
     """The file a report loads: the active period, or the history view when it reaches back."""
-    start = period_start(write.read_text(main))
+    start = period_start(read_text(main))
     if start is None:
         return main
     reaches_back = (

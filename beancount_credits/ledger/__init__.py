@@ -5,7 +5,9 @@
 - :mod:`.incremental`: Beancount's load pipeline run step by step, so a
   writer checks its change without parsing and booking unchanged files again;
 - :mod:`.write`: the write path (lock, journal, atomic renames, the check,
-  the commit).
+  the commit); :mod:`.render` renders entries as text that cannot inject
+  directives, and :mod:`.text` reads ledger text and cuts it into lines the
+  way Beancount counts them.
 """
 
 from beancount_credits.engine.users import User, index_users

@@ -22,13 +22,14 @@ A write is:
   crash after it is rolled forward by the next writer as soon as it holds the
   lock (:func:`finish_pending`; ``bean-credits recover`` does only that), and
   :func:`pending_write` lets readers refuse a half-applied ledger;
-- **escaped**: strings from outside go through :func:`quote`, so no input can
-  end a string and start a directive;
-- **line-exact**: ledger text is read without newline translation
-  (:func:`read_text`) and split into lines by ``\n`` only (:func:`split_lines`),
-  as Beancount counts them: a U+2028, form feed or lone carriage return inside
-  a string is data, never a line end, so an edit made at a line Beancount
-  reported lands on that line;
+- **escaped**: entries are rendered by :mod:`beancount_credits.ledger.render`,
+  whose ``quote`` every string from outside goes through, so no input can end
+  a string and start a directive;
+- **line-exact**: ledger text is read without newline translation and split
+  into lines by ``\n`` only, as Beancount counts them
+  (:mod:`beancount_credits.ledger.text`): a U+2028, form feed or lone carriage
+  return inside a string is data, never a line end, so an edit made at a line
+  Beancount reported lands on that line;
 - optionally **committed** to git with a message that says what was written,
   refusing when unrelated changes are already staged.
 """
@@ -37,189 +38,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from beancount import loader
-from beancount.core import amount as amount_lib
 from beancount.core import data
 
 from beancount_credits.ledger import git, incremental
+from beancount_credits.ledger.render import WriteError, render
+from beancount_credits.ledger.render import quote as quote  # re-exported for hand-built text
+from beancount_credits.ledger.text import read_text
 
 LOCK_NAME = ".bean-credits.lock"
 PENDING_NAME = ".bean-credits-pending.json"
-
-_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-_ESCAPE_RE = re.compile(r'[\\"\n\t\r]')
-_KEY_RE = re.compile(r"^[a-z][a-zA-Z0-9_-]+$")
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_/.-]+$")
-
-
-class WriteError(Exception):
-    """A write that was refused; nothing was changed. ``details`` lists the reasons."""
-
-    def __init__(self, message: str, details: Sequence[str] = ()):
-        super().__init__(message)
-        self.details = list(details)
-
-    def __str__(self) -> str:
-        return "\n".join([self.args[0], *self.details])
-
-
-# --- Rendering text that cannot inject directives ------------------------------
-
-
-def quote(value: str) -> str:
-    """A Beancount string literal that reads back as exactly ``value``.
-
-    Backslashes and quotes are escaped, and so are newlines, tabs and carriage
-    returns (which Beancount unescapes), so the literal stays on one line and
-    no input can close it early.
-    """
-    return '"' + _ESCAPE_RE.sub(lambda match: _ESCAPES[match.group()], value) + '"'
-
-
-def render_value(value: Any) -> str:
-    """A metadata value as Beancount text (strings quoted, numbers plain)."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, str):
-        return quote(value)
-    if isinstance(value, Decimal):
-        return f"{value:f}"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    if isinstance(value, amount_lib.Amount):
-        return f"{value.number:f} {check_currency(value.currency)}"
-    raise WriteError(f"cannot write a value of type {type(value).__name__}: {value!r}")
-
-
-def check_key(key: str) -> str:
-    if not _KEY_RE.match(key):
-        raise WriteError(
-            f"{key!r} is not a metadata key (a lowercase letter, then 1+ of [a-zA-Z0-9_-])"
-        )
-    return key
-
-
-def check_currency(currency: str) -> str:
-    if not _CURRENCY_RE.match(currency):
-        raise WriteError(f"{currency!r} is not a commodity name")
-    return currency
-
-
-def render_meta(meta: dict[str, Any] | None, indent: str) -> list[str]:
-    """Metadata lines, skipping Beancount's own bookkeeping keys."""
-    lines = []
-    for key, value in (meta or {}).items():
-        if key in ("filename", "lineno") or key.startswith("__") or value is None:
-            continue
-        lines.append(f"{indent}{check_key(key)}: {render_value(value)}")
-    return lines
-
-
-def render_transaction(entry: data.Transaction) -> str:
-    """A transaction as Beancount text; every string field is quoted safely."""
-    head = [entry.date.isoformat(), entry.flag or "*"]
-    if entry.payee is not None:
-        head.append(quote(entry.payee))
-    head.append(quote(entry.narration or ""))
-    for tag in sorted(entry.tags or ()):
-        if not _TAG_RE.match(tag):
-            raise WriteError(f"{tag!r} is not a tag")
-        head.append("#" + tag)
-    for link in sorted(entry.links or ()):
-        if not _TAG_RE.match(link):
-            raise WriteError(f"{link!r} is not a link")
-        head.append("^" + link)
-    lines = [" ".join(head), *render_meta(entry.meta, "  ")]
-    for posting in entry.postings:
-        units = posting.units
-        text = f"  {posting.account}"
-        if units is not None and units.number is not None:
-            text += f"  {units.number:f} {check_currency(units.currency)}"
-        lines.append(text)
-        lines += render_meta(posting.meta, "    ")
-    return "\n".join(lines) + "\n"
-
-
-def render_balance(entry: data.Balance) -> str:
-    number = entry.amount.number
-    currency = check_currency(entry.amount.currency)
-    head = f"{entry.date.isoformat()} balance {entry.account}  {number:f} {currency}\n"
-    return head + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
-
-
-def render_open(entry: data.Open) -> str:
-    head = f"{entry.date.isoformat()} open {entry.account}"
-    for currency in entry.currencies or ():
-        head += f" {check_currency(currency)}"
-    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
-
-
-def render_custom(entry: data.Custom) -> str:
-    """A ``custom`` directive; its values are plain Python values or Beancount's (value, type)."""
-    values = [value[0] if isinstance(value, tuple) else value for value in entry.values]
-    head = " ".join(
-        [entry.date.isoformat(), "custom", quote(entry.type), *map(render_value, values)]
-    )
-    return head + "\n" + "".join(meta + "\n" for meta in render_meta(entry.meta, "  "))
-
-
-def render(entry: data.Directive) -> str:
-    if isinstance(entry, data.Transaction):
-        return render_transaction(entry)
-    if isinstance(entry, data.Balance):
-        return render_balance(entry)
-    if isinstance(entry, data.Open):
-        return render_open(entry)
-    if isinstance(entry, data.Custom):
-        return render_custom(entry)
-    raise WriteError(f"cannot write a {type(entry).__name__} directive")
-
-
-# --- Reading ledger text: Beancount's lines -------------------------------------
-
-
-def read_text(path: Path) -> str:
-    """A ledger file's text exactly as Beancount reads it (UTF-8, no newline translation).
-
-    Python's default text mode would turn a lone ``\r`` (data inside a string
-    literal for Beancount) into a line end and shift every line number after it.
-    """
-    with open(path, encoding="utf-8", newline="") as handle:
-        return handle.read()
-
-
-def split_lines(text: str) -> list[str]:
-    """``text`` cut into lines the way Beancount counts them: after each ``\n`` only.
-
-    Each line keeps its ``\n`` (or ``\r\n``), so ``"".join`` gives the text
-    back. ``str.splitlines`` also cuts at U+2028, U+2029, U+0085, ``\f``,
-    ``\v``, ``\x1c``-``\x1e`` and a lone ``\r``, which Beancount keeps inside
-    a line: every reader and writer of ledger text uses this function instead.
-    """
-    lines = text.split("\n")
-    last = lines.pop()
-    result = [line + "\n" for line in lines]
-    if last:
-        result.append(last)
-    return result
 
 
 # --- Lock ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from beancount_credits.ledger import write
+from beancount_credits.ledger.render import quote
 
 HEADER_RE = re.compile(r"^\s*SELECT\s*/\*.*?\*/\s*", re.DOTALL | re.IGNORECASE)
 
@@ -45,7 +45,7 @@ def directives(folder: Path, date: datetime.date) -> str:
         "",
     ]
     for path in sorted(folder.glob("*.bql")):
-        lines.append(f"{date} query {write.quote(path.stem)} {write.quote(query_text(path))}")
+        lines.append(f"{date} query {quote(path.stem)} {quote(query_text(path))}")
     return "\n".join(lines) + "\n"
 
 
