@@ -46,6 +46,9 @@ The close requires the daily log to be written through D (``close-day --date
 D``), so every balance of the closed period is recorded before it is archived.
 :func:`plan` is pure apart from reading the ledger's files; writing goes
 through :mod:`beancount_credits.ledger.write` as one all-or-nothing change.
+What is carried (the ``#carried`` transactions, the opening balances) is
+computed by :mod:`beancount_credits.jobs.carry_forward`; this module cuts the
+files, archives the closed period and reads across periods.
 """
 
 from __future__ import annotations
@@ -53,17 +56,19 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from collections import defaultdict
-from decimal import Decimal
 from pathlib import Path
 
-from beancount.core import amount as amount_lib
 from beancount.core import data
 from beancount.parser import parser
 
-from beancount_credits import engine
 from beancount_credits.engine import seal
 from beancount_credits.jobs import close_day
+from beancount_credits.jobs.carry_forward import (
+    PeriodError,
+    carry_forward,
+    opening_balances,
+    other_balances,
+)
 from beancount_credits.ledger import Ledger, write
 from beancount_credits.ledger.render import render
 from beancount_credits.ledger.text import read_text, split_lines
@@ -73,7 +78,6 @@ ARCHIVE_DIR = "archive"
 INDEX_NAME = "index.beancount"
 HISTORY_NAME = ".bean-credits-history.beancount"
 ONE_DAY = datetime.timedelta(days=1)
-ZERO = Decimal(0)
 # Dated activity moves to the archive; the rest is the chart of accounts and settings.
 MOVED = (data.Transaction, data.Balance, data.Note, data.Document, data.Pad)
 # Reports whose rows for a range depend on more than the balances before it
@@ -85,170 +89,6 @@ WHOLE_HISTORY = frozenset({"audit", "low-balance", "users"})
 _OPENING_RE = re.compile(r'^include\s+"opening/(\d{4}-\d{2}-\d{2})\.beancount"\s*(;.*)?$', re.M)
 _INCLUDE_RE = re.compile(r'^include\s+"([^"]+)"\s*(;.*)?$')
 _DIRECTIVE_LINE_RE = re.compile(r"^(option|plugin|include|pushtag|poptag|pushmeta|popmeta)\b")
-
-
-class PeriodError(Exception):
-    """A close that cannot be made as asked; nothing was written."""
-
-
-# --- Carry-forward (pure) ----------------------------------------------------------
-
-
-def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transaction]:
-    """The ``#carried`` transactions: every grant and overdraft open at the end of ``through``.
-
-    Every wallet and credit type with any posting in the period gets a line;
-    one that holds nothing gets a zero line, so it still has an opening balance.
-    """
-    view = ledger.as_of(through)
-    entries = [entry for entry in view.entries if entry.date <= through]
-    result = view.result
-    if result.errors:
-        raise PeriodError(
-            f"the grant engine reports {len(result.errors)} error(s) up to {through}: "
-            f"{result.errors[0].message}"
-        )
-    closes = {
-        user.account: user.close_date
-        for user in ledger.users.values()
-        if user.close_date is not None and user.close_date <= through
-    }
-    text_balance = wallet_balances(entries, ledger)
-    start = through + ONE_DAY
-    postings: dict[str, list[data.Posting]] = defaultdict(list)
-    for (account, currency), wallet in sorted(result.wallets.items()):
-        grants = sorted(
-            (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
-            key=engine.consumption_order,
-        )
-        if wallet.debt > 0 and grants:
-            raise PeriodError(
-                f"{account} holds open grants and an overdraft in {currency} at the end of "
-                f"{through}; the engine never leaves both, so the ledger cannot be carried"
-            )
-        carried = sum((grant.remaining for grant in grants), ZERO) - wallet.debt
-        if carried != text_balance.get((account, currency), ZERO):
-            raise PeriodError(
-                f"{account}: the grants carried ({carried} {currency}) differ from the "
-                f"balance of the text ({text_balance.get((account, currency), ZERO)} {currency})"
-            )
-        for grant in grants:
-            meta: dict[str, object] = {
-                "grant": grant.id,
-                "granted": grant.date,
-                "granted_amount": grant.amount,
-            }
-            if grant.txn_id is not None:
-                meta["grant_txn"] = grant.txn_id
-            if grant.source is not None:
-                meta["source"] = grant.source
-            if grant.expires is not None:
-                meta["expires"] = grant.expires
-            meta["priority"] = grant.priority
-            if grant.unit_cost is not None:
-                meta["unit_cost"] = grant.unit_cost
-            units = amount_lib.Amount(grant.remaining, currency)
-            postings[account].append(data.Posting(account, units, None, None, None, meta))
-        if wallet.debt > 0:
-            units = amount_lib.Amount(-wallet.debt, currency)
-            meta = {"overdraft_carried": wallet.debt}
-            postings[account].append(data.Posting(account, units, None, None, None, meta))
-    for account, currency in sorted(text_balance):
-        if (account, currency) not in result.wallets or not any(
-            posting.units.currency == currency for posting in postings.get(account, ())
-        ):
-            # A wallet that held this credit type and holds none now: a zero line,
-            # so reports still show its (zero) opening balance.
-            units = amount_lib.Amount(ZERO, currency)
-            postings[account].append(data.Posting(account, units, None, None, None, None))
-    carries = []
-    for account, wallet_postings in sorted(postings.items()):
-        totals: dict[str, Decimal] = defaultdict(Decimal)
-        for posting in wallet_postings:
-            totals[posting.units.currency] += posting.units.number
-        counter = [
-            data.Posting(
-                ledger.config.opening, amount_lib.Amount(-total, currency), None, None, None, None
-            )
-            for currency, total in sorted(totals.items())
-        ]
-        # A wallet closed in the period can only take its overdraft on its close date.
-        date = min(through, closes.get(account) or through)
-        meta = data.new_metadata("<close-period>", 0)
-        meta["txn_id"] = f"carry:{start}:{account.rpartition(':')[2]}"
-        carries.append(
-            data.Transaction(
-                meta,
-                date,
-                "*",
-                None,
-                f"Carried forward to the period from {start}",
-                frozenset({engine.CARRIED_TAG}),
-                data.EMPTY_SET,
-                [*wallet_postings, *counter],
-            )
-        )
-    return carries
-
-
-def opening_balances(
-    ledger: Ledger, carried: list[data.Transaction], start: datetime.date
-) -> list[data.Balance]:
-    """Balance assertions dated ``start`` for every carried wallet.
-
-    Recorded, like the log's, so the new period's balance log starts with every
-    wallet (the daily report reads it) and close-day finds nothing to add. The
-    log's own assertions of that date moved to the archive with the day they log.
-    """
-    closed = {
-        user.account
-        for user in ledger.users.values()
-        if user.close_date is not None and user.close_date < start
-    }
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for entry in carried:
-        for posting in entry.postings:
-            if ledger.config.is_user_account(posting.account):
-                totals[(posting.account, posting.units.currency)] += posting.units.number
-    return [
-        data.Balance(
-            data.new_metadata("<close-period>", 0),
-            start,
-            account,
-            amount_lib.Amount(total, currency),
-            None,
-            None,
-        )
-        for (account, currency), total in sorted(totals.items())
-        if account not in closed
-    ]
-
-
-def wallet_balances(
-    entries: list[data.Directive], ledger: Ledger
-) -> dict[tuple[str, str], Decimal]:
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for entry in entries:
-        if isinstance(entry, data.Transaction):
-            for posting in entry.postings:
-                if ledger.config.is_user_account(posting.account):
-                    totals[(posting.account, posting.units.currency)] += posting.units.number
-    return totals
-
-
-def other_balances(entries: list[data.Directive], ledger: Ledger) -> dict[tuple[str, str], Decimal]:
-    """Balances of Assets/Liabilities accounts other than wallets (a close does not carry them)."""
-    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for entry in entries:
-        if isinstance(entry, data.Transaction):
-            for posting in entry.postings:
-                account = posting.account
-                if account.split(":")[0] not in ("Assets", "Liabilities"):
-                    continue
-                if ledger.config.is_user_account(account):
-                    continue
-                totals[(account, posting.units.currency)] += posting.units.number
-    return {key: value for key, value in totals.items() if value != 0}
 
 
 # --- Splitting the text ------------------------------------------------------------
