@@ -3,6 +3,7 @@
 - :mod:`.verify`: recorded balances, expiries and seals the ledger no longer
   agrees with, explained from git;
 - :mod:`.provenance`: a user's entries with the commit that last changed each;
+- :mod:`.git_history`: what git says of the ledger's lines (blame, ``log -L``);
 - :mod:`.seal_history`: sealed lines removed or rewritten, commit by commit;
 - :mod:`.amend`: an attributed amendment of sealed days.
 """

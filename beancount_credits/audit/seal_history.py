@@ -14,7 +14,7 @@ sealed lines legitimately: its changes are that amendment's, shown with the
 commit's author. A change made without one that a later amendment covers (the
 day is in the amendment's ``day .. through``) is shown as amended by it.
 
-Only git is asked (:func:`beancount_credits.audit.provenance.git_output`); the rest is
+Only git is asked (:func:`beancount_credits.audit.git_history.git_output`); the rest is
 pure text work on what it returns.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from beancount.core import data
 
 from beancount_credits import engine
-from beancount_credits.audit import provenance
+from beancount_credits.audit import git_history, provenance
 from beancount_credits.engine.accounts import UserIdError, user_id_of
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell
@@ -53,7 +53,7 @@ AMEND_TYPE = "credits-amend"
 class Amendment:
     """A ``credits-amend`` record as a commit added it."""
 
-    commit: provenance.Commit
+    commit: git_history.Commit
     date: datetime.date  # when it was made
     day: datetime.date  # the first day it amended
     through: datetime.date  # the last day it sealed again
@@ -65,7 +65,7 @@ class Amendment:
 class Change:
     """The lines of one sealed entry a commit removed (gone now) or added (still there)."""
 
-    commit: provenance.Commit
+    commit: git_history.Commit
     path: str  # relative to the ledger's folder
     kind: str  # transaction, balance, open, close, seal, amendment
     key: str  # txn_id, account, or the seal's day
@@ -113,7 +113,7 @@ def parse_entry(lines: list[str], header_line: int, users_root: str) -> Entry | 
     except ValueError:
         return None
     word, rest = match.group(2), match.group(3) or ""
-    first, last = provenance.entry_span(lines, header_line)
+    first, last = git_history.entry_span(lines, header_line)
     span = lines[first - 1 : last]
     prefix = users_root + ":"
     accounts = tuple(
@@ -171,7 +171,7 @@ class _Hunk:
 
 @dataclasses.dataclass
 class _Commit:
-    commit: provenance.Commit
+    commit: git_history.Commit
     parent: str | None
     hunks: list[_Hunk]
 
@@ -193,7 +193,7 @@ def _parse_patch(patch: str) -> list[_Hunk]:
         if found and line.startswith("+++ "):
             path = found.group(1) or old_path
             continue
-        header = provenance.HUNK.match(line.encode())
+        header = git_history.HUNK.match(line.encode())
         if header:
             old, new = int(header.group(1)), int(header.group(3))
             hunks.append(_Hunk(path or "", [], []))
@@ -211,7 +211,7 @@ def _parse_patch(patch: str) -> list[_Hunk]:
 
 def _log(repo: Path, folder: str) -> Iterator[_Commit]:
     """Every commit that touched the folder, oldest first, with its -U0 patch."""
-    output = provenance.git_output(
+    output = git_history.git_output(
         repo,
         "-c",
         "core.quotepath=off",
@@ -231,12 +231,12 @@ def _log(repo: Path, folder: str) -> Iterator[_Commit]:
     for record in output.split("\x1e")[1:]:
         head, _sep, patch = record.partition("\x1d")
         sha, parents, author, email, date, committed, summary = head.split("\x1f", 6)
-        commit = provenance.Commit(sha, author, email, date, summary, int(committed))
+        commit = git_history.Commit(sha, author, email, date, summary, int(committed))
         yield _Commit(commit, parents.split()[0] if parents.split() else None, _parse_patch(patch))
 
 
 def _uncommitted(repo: Path, folder: str) -> _Commit | None:
-    output = provenance.git_output(
+    output = git_history.git_output(
         repo,
         "-c",
         "core.quotepath=off",
@@ -251,7 +251,7 @@ def _uncommitted(repo: Path, folder: str) -> _Commit | None:
         folder,
     ).decode("utf-8", "replace")
     hunks = _parse_patch(output)
-    return _Commit(provenance.UNCOMMITTED, "HEAD", hunks) if hunks else None
+    return _Commit(git_history.UNCOMMITTED, "HEAD", hunks) if hunks else None
 
 
 class _Versions:
@@ -268,7 +268,7 @@ class _Versions:
                 file = self.repo / path
                 text = file.read_bytes().decode("utf-8", "replace") if file.exists() else ""
             else:
-                text = provenance.git_output(self.repo, "show", f"{sha}:{path}").decode(
+                text = git_history.git_output(self.repo, "show", f"{sha}:{path}").decode(
                     "utf-8", "replace"
                 )
             lines = text.split("\n")
@@ -292,12 +292,12 @@ def _present(ledger: Ledger, users_root: str) -> dict[tuple[str, str], set[str]]
             entry = parse_entry(lines, number, users_root)
             if entry is None:
                 continue
-            first, last = provenance.entry_span(lines, number)
+            first, last = git_history.entry_span(lines, number)
             present.setdefault((entry.kind, entry.key), set()).update(lines[first - 1 : last])
     return present
 
 
-def _amendment_of(commit: provenance.Commit, lines: list[str], header: int) -> Amendment | None:
+def _amendment_of(commit: git_history.Commit, lines: list[str], header: int) -> Amendment | None:
     match = _HEADER_RE.match(lines[header - 1])
     custom = _CUSTOM_RE.match(match.group(3) or "") if match else None
     if match is None or custom is None:
@@ -307,7 +307,7 @@ def _amendment_of(commit: provenance.Commit, lines: list[str], header: int) -> A
         day = datetime.date.fromisoformat(custom.group(2).split()[0])
     except (ValueError, IndexError):
         return None
-    first, last = provenance.entry_span(lines, header)
+    first, last = git_history.entry_span(lines, header)
     meta = {}
     for line in lines[first:last]:
         found = _META_RE.match(line)
@@ -325,7 +325,7 @@ def _amendment_of(commit: provenance.Commit, lines: list[str], header: int) -> A
 def changes(ledger: Ledger) -> History | None:
     """The changes of sealed history git knows of (None: the ledger is not in git)."""
     root = ledger.path.resolve().parent
-    repo = provenance.find_work_tree(root)
+    repo = git_history.find_work_tree(root)
     if repo is None:
         return None
     folder = root.relative_to(repo).as_posix() or "."
@@ -349,7 +349,7 @@ def changes(ledger: Ledger) -> History | None:
     if uncommitted is not None:
         commits.append(uncommitted)
     for item in commits:
-        new_sha = None if item.commit is provenance.UNCOMMITTED else item.commit.sha
+        new_sha = None if item.commit is git_history.UNCOMMITTED else item.commit.sha
         made: list[Amendment] = []
         newly_sealed: list[datetime.date] = []
         closing = False
@@ -381,7 +381,7 @@ def changes(ledger: Ledger) -> History | None:
                     if side == "added" and header == number:
                         if entry.kind == "seal":
                             newly_sealed.append(entry.day)
-                            span = provenance.entry_span(lines, header)
+                            span = git_history.entry_span(lines, header)
                             if any(
                                 line.strip().startswith("closed:")
                                 for line in lines[span[0] - 1 : span[1]]
@@ -521,7 +521,7 @@ def describe_amendment(amendment: Amendment) -> str:
     )
 
 
-def audit_rows(ledger: Ledger, blame: provenance.BlameMap) -> list[list[Cell]]:
+def audit_rows(ledger: Ledger, blame: git_history.BlameMap) -> list[list[Cell]]:
     """The audit report's ledger-wide rows: every amendment and every broken seal.
 
     Columns as :mod:`beancount_credits.reports.audit` has them (Date, Kind, User

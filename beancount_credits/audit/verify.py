@@ -18,7 +18,7 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits.audit import provenance
+from beancount_credits.audit import git_history, provenance
 from beancount_credits.engine import is_generated
 from beancount_credits.ledger import Ledger
 
@@ -30,7 +30,7 @@ class Culprit:
     """A written entry behind a broken record, and the change that touched it."""
 
     entry: data.Transaction
-    commit: provenance.Commit | None  # None: the change is not committed yet
+    commit: git_history.Commit | None  # None: the change is not committed yet
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ class BrokenRecord:
     now: Decimal
     entry: data.Directive  # the record in the text
     behind: list[data.Transaction]  # the wallet's written transactions up to that day
-    recorded_by: provenance.Commit | None = None
+    recorded_by: git_history.Commit | None = None
     culprits: list[Culprit] = dataclasses.field(default_factory=list)
     # Changes of sealed entries git knows of that concern the user up to the day, the
     # ones culprits cannot find: an entry moved to another wallet, or removed.
@@ -121,10 +121,10 @@ def explain(ledger: Ledger, records: list[BrokenRecord]) -> bool:
         return True
     files = {str(record.entry.meta["filename"]) for record in records}
     files |= {str(entry.meta["filename"]) for record in records for entry in record.behind}
-    blame = provenance.blame(sorted(files))
+    blame = git_history.blame(sorted(files))
     if not blame:
         return False
-    repo = provenance.find_work_tree(str(records[0].entry.meta["filename"]))
+    repo = git_history.find_work_tree(str(records[0].entry.meta["filename"]))
     later: dict[tuple[str, str], bool] = {}  # (recording sha, other sha) -> other came after
 
     def after(recorded: str, other: str) -> bool:
@@ -132,7 +132,7 @@ def explain(ledger: Ledger, records: list[BrokenRecord]) -> bool:
             later[(recorded, other)] = (
                 repo is not None
                 and other != recorded
-                and provenance.is_ancestor(repo, recorded, other)
+                and git_history.is_ancestor(repo, recorded, other)
             )
         return later[(recorded, other)]
 

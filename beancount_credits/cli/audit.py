@@ -10,7 +10,7 @@ import click
 from beancount.core import data
 
 from beancount_credits import engine
-from beancount_credits.audit import provenance, verify
+from beancount_credits.audit import git_history, provenance, verify
 from beancount_credits.cli.common import (
     DATE,
     LEDGER,
@@ -34,7 +34,7 @@ def history(ledger: Path, user: str, allow_errors: bool) -> None:
     loaded = load_or_fail(ledger, allow_errors)
     try:
         table = provenance.history(loaded, user)
-    except (LedgerError, provenance.ProvenanceError) as exc:
+    except (LedgerError, git_history.ProvenanceError) as exc:
         raise click.ClickException(str(exc)) from None
     render_text(table, sys.stdout)
 
@@ -114,7 +114,7 @@ def verify_command(ledger: Path) -> None:
     try:
         in_git = verify.explain(loaded, records)
         history = seal_history.changes(loaded)
-    except provenance.ProvenanceError as exc:
+    except git_history.ProvenanceError as exc:
         raise click.ClickException(str(exc)) from None
     if history is not None:
         verify.attach_history(records, history.changes)

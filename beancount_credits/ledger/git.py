@@ -1,7 +1,7 @@
 """The one place that runs git: a list of arguments, never a shell, messages in English.
 
 The write path commits what it wrote (:mod:`.write`), and the audit tools read
-who changed which line (:mod:`beancount_credits.audit.provenance`,
+who changed which line (:mod:`beancount_credits.audit.git_history`,
 :mod:`beancount_credits.audit.seal_history`); both go through :func:`run`.
 A ledger outside git is legitimate: :func:`work_tree` answers None then.
 """
