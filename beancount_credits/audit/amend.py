@@ -40,7 +40,7 @@ from beancount.core import data
 from beancount.parser.grammar import ValueType
 
 from beancount_credits import engine
-from beancount_credits.audit.provenance import entry_span
+from beancount_credits.audit.git_history import entry_span
 from beancount_credits.engine import broken_seals, canonical, seal
 from beancount_credits.jobs import close_day
 from beancount_credits.ledger import Ledger, write
