@@ -14,8 +14,9 @@ sealed lines legitimately: its changes are that amendment's, shown with the
 commit's author. A change made without one that a later amendment covers (the
 day is in the amendment's ``day .. through``) is shown as amended by it.
 
-Only git is asked (:func:`beancount_credits.audit.git_history.git_output`); the rest is
-pure text work on what it returns.
+Only git is asked, for the folder's commits and their patches
+(:mod:`beancount_credits.audit.folder_log`); the rest is pure text work on
+what it returns.
 """
 
 from __future__ import annotations
@@ -24,26 +25,20 @@ import collections
 import dataclasses
 import datetime
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 from beancount.core import data
 
 from beancount_credits import engine
-from beancount_credits.audit import git_history, provenance
+from beancount_credits.audit import folder_log, git_history, provenance
 from beancount_credits.engine.accounts import UserIdError, user_id_of
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell
 
 ONE_DAY = datetime.timedelta(days=1)
-# git log: a record per commit (0x1e), fields (0x1f), the patch after 0x1d.
-_FORMAT = "%x1e%H%x1f%P%x1f%aN%x1f%aE%x1f%aI%x1f%ct%x1f%s%x1d"
 _HEADER_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ \t]+(\S+)(?:[ \t]+(.*))?$")
 _CUSTOM_RE = re.compile(r'^"([^"]*)"[ \t]*(.*)$')
 _TXN_ID_RE = re.compile(r'^[ \t]+txn_id:[ \t]*"((?:[^"\\]|\\.)*)"')
 _META_RE = re.compile(r'^[ \t]+([a-z][a-zA-Z0-9_-]*):[ \t]*"?((?:[^"\\]|\\.)*)"?')
-_FILE_RE = re.compile(r"^\+\+\+ (?:b/(.*)|/dev/null)$")
-_OLD_FILE_RE = re.compile(r"^--- (?:a/(.*)|/dev/null)$")
 _FLAGS = frozenset("*!&#?%PSTCURM") | {"txn"}
 SEAL_TYPE = "credits-seal"
 AMEND_TYPE = "credits-amend"
@@ -162,122 +157,6 @@ def header_of(lines: list[str], lineno: int) -> int | None:
     return None
 
 
-@dataclasses.dataclass
-class _Hunk:
-    path: str
-    removed: list[tuple[int, str]]  # (old line number, text)
-    added: list[tuple[int, str]]  # (new line number, text)
-
-
-@dataclasses.dataclass
-class _Commit:
-    commit: git_history.Commit
-    parent: str | None
-    hunks: list[_Hunk]
-
-
-def _parse_patch(patch: str) -> list[_Hunk]:
-    hunks: list[_Hunk] = []
-    path: str | None = None
-    old_path: str | None = None
-    old = new = 0
-    for line in patch.split("\n"):
-        if line.startswith("diff --git "):
-            path = old_path = None
-            continue
-        found = _OLD_FILE_RE.match(line)
-        if found and line.startswith("--- "):
-            old_path = found.group(1)
-            continue
-        found = _FILE_RE.match(line)
-        if found and line.startswith("+++ "):
-            path = found.group(1) or old_path
-            continue
-        header = git_history.HUNK.match(line.encode())
-        if header:
-            old, new = int(header.group(1)), int(header.group(3))
-            hunks.append(_Hunk(path or "", [], []))
-            continue
-        if not hunks:
-            continue
-        if line.startswith("-") and not line.startswith("--- "):
-            hunks[-1].removed.append((old, line[1:]))
-            old += 1
-        elif line.startswith("+") and not line.startswith("+++ "):
-            hunks[-1].added.append((new, line[1:]))
-            new += 1
-    return hunks
-
-
-def _log(repo: Path, folder: str) -> Iterator[_Commit]:
-    """Every commit that touched the folder, oldest first, with its -U0 patch."""
-    output = git_history.git_output(
-        repo,
-        "-c",
-        "core.quotepath=off",
-        "log",
-        "--reverse",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--no-renames",
-        "-p",
-        "-U0",
-        f"--format={_FORMAT}",
-        "HEAD",
-        "--",
-        folder,
-    ).decode("utf-8", "replace")
-    for record in output.split("\x1e")[1:]:
-        head, _sep, patch = record.partition("\x1d")
-        sha, parents, author, email, date, committed, summary = head.split("\x1f", 6)
-        commit = git_history.Commit(sha, author, email, date, summary, int(committed))
-        yield _Commit(commit, parents.split()[0] if parents.split() else None, _parse_patch(patch))
-
-
-def _uncommitted(repo: Path, folder: str) -> _Commit | None:
-    output = git_history.git_output(
-        repo,
-        "-c",
-        "core.quotepath=off",
-        "diff",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--no-renames",
-        "-U0",
-        "HEAD",
-        "--",
-        folder,
-    ).decode("utf-8", "replace")
-    hunks = _parse_patch(output)
-    return _Commit(git_history.UNCOMMITTED, "HEAD", hunks) if hunks else None
-
-
-class _Versions:
-    """File texts at commits (``None`` sha: the working tree), read once each."""
-
-    def __init__(self, repo: Path):
-        self.repo = repo
-        self.cache: dict[tuple[str | None, str], list[str]] = {}
-
-    def lines(self, sha: str | None, path: str) -> list[str]:
-        key = (sha, path)
-        if key not in self.cache:
-            if sha is None:
-                file = self.repo / path
-                text = file.read_bytes().decode("utf-8", "replace") if file.exists() else ""
-            else:
-                text = git_history.git_output(self.repo, "show", f"{sha}:{path}").decode(
-                    "utf-8", "replace"
-                )
-            lines = text.split("\n")
-            if lines and lines[-1] == "":
-                lines.pop()
-            self.cache[key] = lines
-        return self.cache[key]
-
-
 def _present(ledger: Ledger, users_root: str) -> dict[tuple[str, str], set[str]]:
     """The lines of every sealed entry now, by (kind, key): the archive's included."""
     root = ledger.path.resolve().parent
@@ -331,7 +210,7 @@ def changes(ledger: Ledger) -> History | None:
     folder = root.relative_to(repo).as_posix() or "."
     users_root = ledger.config.users
     user_ids = {user.account: user.user_id for user in ledger.users.values()}
-    versions = _Versions(repo)
+    versions = folder_log.Versions(repo)
     present = _present(ledger, users_root)
     by_day: dict[datetime.date, set[str]] | None = None
 
@@ -344,8 +223,8 @@ def changes(ledger: Ledger) -> History | None:
     sealed: datetime.date | None = None
     found: dict[tuple[str, str, str, str], Change] = {}
     amendments: list[Amendment] = []
-    commits = list(_log(repo, folder))
-    uncommitted = _uncommitted(repo, folder)
+    commits = list(folder_log.log(repo, folder))
+    uncommitted = folder_log.working_tree(repo, folder)
     if uncommitted is not None:
         commits.append(uncommitted)
     for item in commits:
@@ -468,7 +347,7 @@ def _user(account: str) -> str:
 
 
 def _covering(
-    change: Change, amendments: list[Amendment], commits: list[_Commit]
+    change: Change, amendments: list[Amendment], commits: list[folder_log.CommitPatch]
 ) -> Amendment | None:
     """A later amendment whose days hold the change's day."""
     order = {item.commit.sha: index for index, item in enumerate(commits)}
