@@ -40,12 +40,11 @@ from beancount.core import data
 from beancount.parser.grammar import ValueType
 
 from beancount_credits import engine
-from beancount_credits.audit.git_history import entry_span
 from beancount_credits.engine import broken_seals, canonical, seal
 from beancount_credits.jobs import close_day
 from beancount_credits.ledger import Ledger, write
 from beancount_credits.ledger.render import render
-from beancount_credits.ledger.text import read_text
+from beancount_credits.ledger.text import entry_span, read_text
 from beancount_credits.plugins import daily_balances
 
 ONE_DAY = datetime.timedelta(days=1)

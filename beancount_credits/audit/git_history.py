@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Final
 
 from beancount_credits.ledger import git
-from beancount_credits.ledger.text import split_lines
+from beancount_credits.ledger.text import entry_span, split_lines
 
 ZERO_SHA: Final = "0" * 40
 SHORT_SHA: Final = 10  # long enough to stay unique in a ledger's history, short enough to read
@@ -92,26 +92,8 @@ class FileBlame:
         return UNCOMMITTED
 
     def entry_span(self, lineno: int) -> tuple[int, int]:
-        """The lines of the entry whose header is ``lineno`` (:func:`entry_span`)."""
+        """The lines of the entry whose header is ``lineno`` (see ``ledger.text.entry_span``)."""
         return entry_span(self.lines, lineno)
-
-
-def entry_span(lines: Sequence[str], lineno: int) -> tuple[int, int]:
-    """The lines of the entry whose header is line ``lineno`` of ``lines``: (first, last), 1-based.
-
-    Beancount ends a directive at the first blank line or the next line
-    that starts in column 0; everything indented in between (postings,
-    metadata, indented comments) belongs to it. Stopping before blank lines
-    matters: git often attributes the blank line between two entries to the
-    commit that added the *next* one.
-    """
-    last = lineno
-    for number in range(lineno + 1, len(lines) + 1):
-        text = lines[number - 1]
-        if not text.strip() or text[0] not in " \t":
-            break
-        last = number
-    return lineno, last
 
 
 #: Blame of ledger files by absolute path; files outside git are absent.

@@ -32,6 +32,7 @@ from beancount_credits import engine
 from beancount_credits.audit import folder_log, git_history, provenance
 from beancount_credits.engine.accounts import UserIdError, user_id_of
 from beancount_credits.ledger import Ledger
+from beancount_credits.ledger.text import entry_span
 from beancount_credits.reports.table import Cell
 
 ONE_DAY = datetime.timedelta(days=1)
@@ -108,7 +109,7 @@ def parse_entry(lines: list[str], header_line: int, users_root: str) -> Entry | 
     except ValueError:
         return None
     word, rest = match.group(2), match.group(3) or ""
-    first, last = git_history.entry_span(lines, header_line)
+    first, last = entry_span(lines, header_line)
     span = lines[first - 1 : last]
     prefix = users_root + ":"
     accounts = tuple(
@@ -171,7 +172,7 @@ def _present(ledger: Ledger, users_root: str) -> dict[tuple[str, str], set[str]]
             entry = parse_entry(lines, number, users_root)
             if entry is None:
                 continue
-            first, last = git_history.entry_span(lines, number)
+            first, last = entry_span(lines, number)
             present.setdefault((entry.kind, entry.key), set()).update(lines[first - 1 : last])
     return present
 
@@ -186,7 +187,7 @@ def _amendment_of(commit: git_history.Commit, lines: list[str], header: int) -> 
         day = datetime.date.fromisoformat(custom.group(2).split()[0])
     except (ValueError, IndexError):
         return None
-    first, last = git_history.entry_span(lines, header)
+    first, last = entry_span(lines, header)
     meta = {}
     for line in lines[first:last]:
         found = _META_RE.match(line)
@@ -260,7 +261,7 @@ def changes(ledger: Ledger) -> History | None:
                     if side == "added" and header == number:
                         if entry.kind == "seal":
                             newly_sealed.append(entry.day)
-                            span = git_history.entry_span(lines, header)
+                            span = entry_span(lines, header)
                             if any(
                                 line.strip().startswith("closed:")
                                 for line in lines[span[0] - 1 : span[1]]

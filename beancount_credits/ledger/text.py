@@ -1,14 +1,16 @@
-"""Ledger text as Beancount reads it: the file's exact text, cut into Beancount's lines.
+"""Ledger text as Beancount reads it: the file's exact text, its lines, an entry's lines.
 
 Every reader and writer of ledger text that works by line (the write path, the
 importers' edits, period close, amendments, provenance, the notification
 outbox) uses :func:`read_text` and :func:`split_lines`, so a line number
 Beancount reported is the line an edit lands on: a U+2028, form feed or lone
-carriage return inside a string is data, never a line end.
+carriage return inside a string is data, never a line end. :func:`entry_span`
+says which lines an entry spans, as Beancount ends a directive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -36,3 +38,21 @@ def split_lines(text: str) -> list[str]:
     if last:
         result.append(last)
     return result
+
+
+def entry_span(lines: Sequence[str], lineno: int) -> tuple[int, int]:
+    """The lines of the entry whose header is line ``lineno`` of ``lines``: (first, last), 1-based.
+
+    Beancount ends a directive at the first blank line or the next line
+    that starts in column 0; everything indented in between (postings,
+    metadata, indented comments) belongs to it. Stopping before blank lines
+    matters: git often attributes the blank line between two entries to the
+    commit that added the *next* one.
+    """
+    last = lineno
+    for number in range(lineno + 1, len(lines) + 1):
+        text = lines[number - 1]
+        if not text.strip() or text[0] not in " \t":
+            break
+        last = number
+    return lineno, last
