@@ -47,7 +47,7 @@ demo-ledger: $(VENV)/.installed
 
 ## The demo ledger's named queries (Fava's Query page) from queries/*.bql.
 demo-queries: $(VENV)/.installed
-	$(BIN)/python -m beancount_credits.queries queries 2025-09-01 > ledgers/demo/queries.beancount
+	$(BIN)/python -m beancount_credits.reports.queries queries 2025-09-01 > ledgers/demo/queries.beancount
 
 ## Plugin overhead on bean-check, 100k transactions (see bench/README.md).
 bench-plugins: $(VENV)/.installed

@@ -15,7 +15,7 @@ processes, interleaved, on three ledgers over the same body and log:
 
 It prints the median CPU time (user + system of the child, ``os.wait4``) and
 wall time of each, the ratios sealed / unsealed and sealed / seals-text per
-run, the seal check alone in-process (:func:`beancount_credits.seal.check`
+run, the seal check alone in-process (:func:`beancount_credits.engine.seal.check`
 over the loaded entries, median of 5), and the seal plugin timed from inside
 real bean-check runs (``bench/seal_in_check.py``: the plugin's CPU and the whole
 run's from the same process, which a busy machine moves together). Every run
@@ -91,7 +91,7 @@ def in_process(ledger: Path, runs: int) -> tuple[float, int, int]:
     """Median CPU seconds of seal.check over the loaded entries; seals and entries counted."""
     from beancount import loader
 
-    from beancount_credits import seal
+    from beancount_credits.engine import seal
 
     entries, errors, _options = loader._uncached_load_file(str(ledger), None, None, None)
     if errors:

@@ -30,8 +30,8 @@ import random
 import time
 from pathlib import Path
 
-from beancount_credits.accounts import user_account
 from beancount_credits.engine import add_period
+from beancount_credits.engine.accounts import user_account
 
 START = datetime.date(2024, 1, 1)
 DAYS = 366  # 2024 is a leap year

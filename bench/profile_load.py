@@ -4,7 +4,7 @@
     .venv/bin/python bench/profile_load.py --ledger bench/out/scale-200000/single/plugins.beancount
 
 Each run is a fresh process that loads the ledger the way the commands do
-(``beancount_credits.incremental``'s steps, which are ``loader._load``'s:
+(``beancount_credits.ledger.incremental``'s steps, which are ``loader._load``'s:
 parse, booking, each plugin, each validation; no pickle cache), then indexes
 the users and runs the grant engine once more (``Ledger.grants``, what the
 reports read). Modes, interleaved run by run:
@@ -48,8 +48,9 @@ def child(mode: str, ledger: Path) -> None:
     """One timed load; prints a JSON line of stage -> [seconds, gc seconds]."""
     from beancount.utils import misc_utils
 
-    from beancount_credits import engine, incremental
+    from beancount_credits import engine
     from beancount_credits import ledger as ledger_lib
+    from beancount_credits.ledger import incremental
 
     # Stages in CPU seconds of this process, not wall time: the machine is shared.
     clock = time.process_time

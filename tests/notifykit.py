@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from conftest import git
 
-from beancount_credits import write
 from beancount_credits.cli import main
+from beancount_credits.ledger import write
 
 FIXTURE = Path(__file__).parent / "notify"
 SECRET = "test-webhook-secret"

@@ -7,8 +7,8 @@ from beancount.core import account as account_lib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beancount_credits.accounts import UserIdError, user_account, user_component, user_id_of
-from beancount_credits.config import ConfigError, CreditsConfig, parse_config
+from beancount_credits.engine.accounts import UserIdError, user_account, user_component, user_id_of
+from beancount_credits.engine.config import ConfigError, CreditsConfig, parse_config
 
 user_ids = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
 

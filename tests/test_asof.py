@@ -1,4 +1,4 @@
-"""The ledger as of day D (beancount_credits.asof): one definition, however it is reached.
+"""The ledger as of day D (beancount_credits.engine.asof): one definition, however it is reached.
 
 The definition is one engine pass over the written entries through D
 (``asof.run_through``). The timelines every tool reads go faster (the
@@ -23,7 +23,9 @@ from beancount.core import data
 from beancount.parser import printer
 from conftest import DEMO, ROOT
 
-from beancount_credits import asof, engine, page
+from beancount_credits import engine
+from beancount_credits.engine import asof
+from beancount_credits.fava import view as fava_view
 from beancount_credits.ledger import find_config, load
 
 ONE_DAY = datetime.timedelta(days=1)
@@ -77,7 +79,7 @@ def fava_like(path: Path) -> tuple[list[data.Directive], dict[str, Any]]:
 
 def check_every_day(entries: list[data.Directive], options: dict[str, Any]) -> None:
     config = find_config(options)
-    base = page.plugin_result(entries, options, config)
+    base = fava_view.plugin_result(entries, options, config)
     cli = asof.Timeline(entries, config)
     served = asof.Timeline(entries, config, base=base, record=False)  # as the page's
     schedule = served.schedule()
@@ -129,7 +131,7 @@ def test_every_day_of_the_demo_is_the_engine_through_that_day() -> None:
     """
     entries, options = fava_like(DEMO)
     config = find_config(options)
-    base = page.plugin_result(entries, options, config)
+    base = fava_view.plugin_result(entries, options, config)
     assert base is not None
     cli = asof.Timeline(entries, config)
     served = asof.Timeline(entries, config, base=base, record=False)  # as the page's
@@ -241,7 +243,7 @@ def test_the_notice_names_the_horizon_and_what_close_day_would_record() -> None:
 
 def test_each_load_keeps_its_own_engine_result(tmp_path: Path) -> None:
     """Two ledgers loaded in one process (as Fava serves several): no shared state."""
-    from beancount_credits import loadstamp
+    from beancount_credits.engine import loadstamp
     from beancount_credits.plugins import expire
 
     assert not [name for name in vars(expire) if name.endswith("result")]
@@ -252,7 +254,7 @@ def test_each_load_keeps_its_own_engine_result(tmp_path: Path) -> None:
     second = loadstamp.engine_result(second_options)
     assert first is not None and second is not None and first is not second
     config = find_config(first_options)
-    assert page.plugin_result(first_entries, first_options, config) is first
+    assert fava_view.plugin_result(first_entries, first_options, config) is first
     assert {account for account, _c in second.wallets} == {"Assets:Credits:Users:Alice"}
     assert len(first.wallets) > 10
 
@@ -264,7 +266,7 @@ def test_a_timeline_answers_concurrent_requests_alike() -> None:
     config = find_config(options)
     days = days_of(entries)[::37]
     expected = {day: state(asof.run_through(entries, config, day), False) for day in days}
-    base = page.plugin_result(entries, options, config)
+    base = fava_view.plugin_result(entries, options, config)
     timeline = asof.Timeline(entries, config, base=base, record=False)
     with ThreadPoolExecutor(max_workers=6) as pool:
         answers = list(pool.map(lambda day: (day, state(timeline.at(day).result, False)), days * 3))

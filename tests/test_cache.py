@@ -18,7 +18,7 @@ from pathlib import Path
 from beancount import loader
 
 import beancount_credits
-from beancount_credits import loadstamp
+from beancount_credits.engine import loadstamp
 
 PACKAGE = Path(beancount_credits.__file__).resolve().parent
 
@@ -94,7 +94,7 @@ def test_a_cached_load_reflects_the_installed_code(tmp_path: Path) -> None:
     # The error's wording changes: the cached run says it the new way.
     edit(
         tmp_path,
-        "engine.py",
+        "engine/booking.py",
         'f"{self.user_label(wallet.account)!r} on {entry.date} exceeds the "',
         'f"{self.user_label(wallet.account)!r} on {entry.date} goes beyond the "',
     )
@@ -105,7 +105,7 @@ def test_a_cached_load_reflects_the_installed_code(tmp_path: Path) -> None:
     # A credit limit by default: the error goes, and so does it from the cache.
     edit(
         tmp_path,
-        "engine.py",
+        "engine/booking.py",
         "limit, limit_currency = self.limits.get(account, (ZERO, None))",
         "limit, limit_currency = self.limits.get(account, (Decimal(100), None))",
     )
@@ -120,7 +120,7 @@ def test_a_cached_load_reflects_the_installed_code(tmp_path: Path) -> None:
     assert "Expired credits of grant p-1" not in report.stdout  # nothing left to expire
     edit(
         tmp_path,
-        "engine.py",
+        "engine/booking.py",
         "limit, limit_currency = self.limits.get(account, (Decimal(100), None))",
         "limit, limit_currency = self.limits.get(account, (ZERO, None))",
     )

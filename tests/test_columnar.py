@@ -12,8 +12,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import columnar, columnar_reports, columnar_spark
+from beancount_credits import columnar
 from beancount_credits.cli import main
+from beancount_credits.columnar import reports as columnar_reports
+from beancount_credits.columnar import spark as columnar_spark
 from beancount_credits.ledger import load
 from beancount_credits.reports import Filters, ReportError, run
 from beancount_credits.reports.table import format_cell

@@ -22,9 +22,9 @@ from conftest import git
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beancount_credits import daily, write
 from beancount_credits.cli import main
-from beancount_credits.ledger import load
+from beancount_credits.jobs import close_day as daily
+from beancount_credits.ledger import load, write
 
 BIN = Path(sys.executable).parent
 

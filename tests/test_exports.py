@@ -406,6 +406,7 @@ def test_cli_refuses_binary_formats_on_a_terminal() -> None:
 
 REPORT_FILTERS: dict[str, dict[str, object]] = {
     "statement": {"user": "org-acme"},
+    "members": {"user": "org-acme"},
     "daily": {"user": "org-acme", "date_from": datetime.date(2026, 9, 1)},
     "usage": {"period": "month", "date_from": datetime.date(2026, 5, 1)},
 }

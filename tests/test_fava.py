@@ -21,9 +21,11 @@ import time_machine
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import alerts, engine, exports, settings
+from beancount_credits import engine, exports
 from beancount_credits.cli import main
+from beancount_credits.engine import settings
 from beancount_credits.fava import server
+from beancount_credits.jobs import alerts
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import REPORTS, Filters
 
@@ -181,8 +183,9 @@ def test_one_user(client: Any, ledger: Ledger) -> None:
     assert names[:3] == ["Transaction ID", "Date", "Description"]
     assert names[-4:] == ["Earned", "Redeemed", "Expired", "Balance"]
     assert Decimal(statement["rows"][-1][-1]) == wallet.balance
-    daily = answer["daily"]["rows"]
-    assert daily[-1] == [str(TODAY), "CREDIT", str(wallet.balance)]
+    daily = answer["daily"]["rows"]  # the daily report for the user
+    assert daily[-1][:3] == [str(TODAY), "org-acme", "CREDIT"]
+    assert daily[-1][-1] == str(wallet.balance)
     grants = rows(answer["grants"])
     assert sum(Decimal(grant["Remaining"]) for grant in grants) == wallet.available
     members = rows(answer["members"])
@@ -207,7 +210,7 @@ def test_one_user_in_a_period(client: Any, ledger: Ledger) -> None:
     balances = REPORTS["balances"](
         ledger, Filters(user="ingrid_rossi", date_to=datetime.date(2026, 3, 31))
     )
-    assert Decimal(daily[-1][2]) == next(iter(balances.rows))[2] == Decimal(statement[-1][-1])
+    assert Decimal(daily[-1][-1]) == next(iter(balances.rows))[2] == Decimal(statement[-1][-1])
 
 
 def test_alerts(client: Any, ledger: Ledger) -> None:
@@ -246,7 +249,7 @@ def test_alerts(client: Any, ledger: Ledger) -> None:
         ("alerts", {"time": "yesterday-ish"}, 400, "time filter: Failed to parse date"),
         ("user", {"user_id": "org-acme", "time": "soon"}, 400, "time filter"),
         ("users", {"filter": "(("}, 400, "filter"),
-        ("users", {"sort": "Height"}, 400, "unknown sort column 'Height'"),
+        ("users", {"sort": "Height"}, 400, "unknown sort field 'Height' for report 'users'"),
     ],
 )
 def test_bad_parameters_are_4xx_with_a_message(

@@ -24,20 +24,19 @@ import pytest
 from beancount.core import data
 from click.testing import CliRunner
 
-from beancount_credits.cli import main
-from beancount_credits.ledger import LedgerError, load
-from beancount_credits.provenance import (
+from beancount_credits.audit.git_history import (
     UNCOMMITTED,
     BlameMap,
     Commit,
     FileBlame,
     blame,
-    entry_provenance,
     find_work_tree,
-    history,
     line_history,
     map_to_head,
 )
+from beancount_credits.audit.provenance import entry_provenance, history
+from beancount_credits.cli import main
+from beancount_credits.ledger import LedgerError, load
 
 LEDGER_NAME = "credits ledger ü.beancount"
 LOG_NAME = "log/2024-12 déc.beancount"

@@ -13,9 +13,9 @@ from beancount.parser import printer
 from click.testing import CliRunner
 from conftest import DEMO
 
-from beancount_credits import daily, incremental, write
 from beancount_credits.cli import main
-from beancount_credits.ledger import load
+from beancount_credits.jobs import close_day
+from beancount_credits.ledger import incremental, load, write
 
 BAD_BALANCE = "\n2024-03-02 balance Assets:Credits:Users:Alice  999 CREDIT\n"
 GOOD_OPEN = "\n2024-01-01 open Expenses:Credits:Other\n"
@@ -51,8 +51,8 @@ def test_load_for_write_is_beancounts_load() -> None:
 def test_close_day_writes_checked_incrementally_with_the_same_entries(ledger: Path) -> None:
     closed(ledger, "2024-02-15")
     loaded = load(ledger, for_write=True)
-    planned = daily.plan(loaded, datetime.date(2024, 3, 10))
-    changes = daily.changes(loaded, planned)
+    planned = close_day.plan(loaded, datetime.date(2024, 3, 10))
+    changes = close_day.changes(loaded, planned)
     assert changes and all(change.path != ledger for change in changes)  # include exists
     quick, full = both_checks(ledger, changes)
     assert quick == full == []

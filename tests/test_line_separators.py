@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beancount_credits import period
 from beancount_credits.cli import main
 from beancount_credits.importers import import_events
 from beancount_credits.importers.ingest import parse_ledger
+from beancount_credits.jobs import close_period
 
 # Every character (or pair) at which str.splitlines ends a line.
 SEPARATORS = ["\n", "\r", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -188,7 +188,7 @@ def run_write_path(t: dict[str, str]) -> None:
         # close-period: the whole history (archive included) is the same text.
         cli("close-period", str(ledger), "--through", "2024-03-04")
         check_loads(ledger)
-        history = snapshot(period.history_path(ledger))
+        history = snapshot(close_period.history_path(ledger))
         assert history == closed
 
 

@@ -31,7 +31,7 @@ from notifykit import (
     topup_failed,
 )
 
-from beancount_credits import channels
+from beancount_credits.jobs import channels
 from beancount_credits.ledger import load
 
 ALICE_LOW = """2024-03-05 * "Session"

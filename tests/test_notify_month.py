@@ -25,8 +25,8 @@ from notifykit import (
     smtp_server,
 )
 
-from beancount_credits import channels
 from beancount_credits.importers import import_events
+from beancount_credits.jobs import channels
 
 ALICE = "Assets:Credits:Users:Alice"
 ACME = "Assets:Credits:Users:Org--acme"

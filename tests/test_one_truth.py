@@ -30,9 +30,11 @@ from conftest import DEMO
 from hypothesis import HealthCheck, given, settings
 from test_properties import histories, ledger_days, write
 
-from beancount_credits import alerts, asof, engine, page
+from beancount_credits import engine
 from beancount_credits.cli import main
-from beancount_credits.fava import server
+from beancount_credits.engine import asof
+from beancount_credits.fava import server, view
+from beancount_credits.jobs import alerts
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import Filters, statement
 from beancount_credits.reports import run as run_report
@@ -126,8 +128,8 @@ def alert_balances(ledger: Ledger, day: datetime.date) -> Balances:
 
 def page_balances(ledger: Ledger, day: datetime.date) -> Balances:
     """The page's all-users table for a period ending on D (the functions its endpoint calls)."""
-    period = page.Period.make(None, day + ONE_DAY, day + ONE_DAY * 1000)
-    table = page.users_table(ledger, None, period)
+    period = view.Period.make(None, day + ONE_DAY, day + ONE_DAY * 1000)
+    table = view.table(ledger, "users", period)
     return nonzero({(str(row[0]), str(row[2])): row[3] for row in table.rows})  # type: ignore[misc]
 
 
@@ -234,7 +236,7 @@ def test_every_tool_gives_a_random_ledger_s_balances_of_every_day(
     from beancount import loader
 
     entries, errors, options = loader._load([(str(path), True)], None, None, None)
-    served = page.ledger_from_entries(path, entries, errors, options)
+    served = view.ledger_from_entries(path, entries, errors, options)
     if not any(hasattr(entry, "postings") for entry in ledger.entries):
         return  # no transaction: no day to ask about
     days = demo_days(ledger)

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from test_properties import histories, ledger_days
 
-from beancount_credits import engine, period, write
+from beancount_credits import engine
 from beancount_credits.cli import main
-from beancount_credits.ledger import load
+from beancount_credits.jobs import close_period
+from beancount_credits.ledger import load, write
 from beancount_credits.reports import REPORTS, Filters, ReportError
 
 NO_CACHE = shutil.ignore_patterns(".*.picklecache", ".bean-credits*")
@@ -35,7 +36,7 @@ def run_cli(*args: str) -> str:
 
 def report(main_file: Path, name: str, filters: Filters, loaded: dict | None = None) -> object:
     """A report's title, columns and rows, read from the file the CLI would read."""
-    path = period.report_path(main_file, name, filters.date_from, filters.date_to)
+    path = close_period.report_path(main_file, name, filters.date_from, filters.date_to)
     loaded = {} if loaded is None else loaded
     if path not in loaded:
         loaded[path] = load(path)
@@ -103,7 +104,7 @@ def test_demo_close_moves_the_period_to_the_archive(demo_closed: tuple[Path, Pat
     dated = [
         entry
         for entry in ledger.entries
-        if entry.date <= DEMO_THROUGH and isinstance(entry, period.MOVED)
+        if entry.date <= DEMO_THROUGH and isinstance(entry, close_period.MOVED)
     ]
     assert dated and all(engine.CARRIED_TAG in entry.tags for entry in dated)
     # The balances the carry-forward opens with are the balances before the close.
@@ -118,15 +119,15 @@ def test_demo_reports_in_the_new_period_are_unchanged(demo_closed: tuple[Path, P
         Filters(date_from=datetime.date(2026, 1, 1), date_to=DEMO_END),
         Filters(date_from=datetime.date(2026, 3, 15), date_to=datetime.date(2026, 6, 30)),
     ):
-        assert period.report_path(after, "balances", filters.date_from, None) == after
+        assert close_period.report_path(after, "balances", filters.date_from, None) == after
         assert every_report(before, filters) == every_report(after, filters)
 
 
 def test_demo_reports_reaching_back_read_the_archive(demo_closed: tuple[Path, Path]) -> None:
     before, after = demo_closed
     filters = Filters(date_from=datetime.date(2025, 10, 1), date_to=datetime.date(2026, 2, 1))
-    history = period.report_path(after, "statement", filters.date_from, filters.date_to)
-    assert history.name == period.HISTORY_NAME
+    history = close_period.report_path(after, "statement", filters.date_from, filters.date_to)
+    assert history.name == close_period.HISTORY_NAME
     assert every_report(before, filters) == every_report(after, filters)
     assert report(before, "statement", Filters(user="org-acme", date_to=DEMO_END)) == report(
         after, "statement", Filters(user="org-acme", date_to=DEMO_END)
@@ -342,7 +343,7 @@ def staged_close(root: Path) -> list[dict]:
     shutil.copytree(DEMO.parent, root, ignore=NO_CACHE)
     main_file = root / "main.beancount"
     ledger = load(main_file, for_write=True)
-    planned = period.plan(ledger, DEMO_THROUGH)
+    planned = close_period.plan(ledger, DEMO_THROUGH)
     removals = [write.FileChange(path, None) for path in planned.removed]
     changes = [*planned.changes, *removals]
     ordered = sorted(changes, key=lambda change: change.path.resolve() == main_file.resolve())

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beancount_credits import engine
-from beancount_credits.accounts import user_account
+from beancount_credits.engine.accounts import user_account
 from beancount_credits.ledger import load
 
 START = datetime.date(2024, 1, 1)

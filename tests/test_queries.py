@@ -14,9 +14,8 @@ from beancount.core import data
 from beanquery import query as bql
 from conftest import DEMO, ROOT
 
-from beancount_credits import queries
 from beancount_credits.ledger import Ledger, load
-from beancount_credits.reports import Filters, common, run
+from beancount_credits.reports import Filters, common, queries, run
 
 QUERIES = ROOT / "queries"
 NAMES = ["balances", "breakage_by_source", "daily_balances", "expired", "statement"]

@@ -16,10 +16,11 @@ from beancount.core import data
 from click.testing import CliRunner
 from conftest import DAILY, git
 
-from beancount_credits import daily, seal, write
 from beancount_credits.cli import main
+from beancount_credits.engine import seal
 from beancount_credits.importers import import_events
-from beancount_credits.ledger import LedgerError, load
+from beancount_credits.jobs import close_day
+from beancount_credits.ledger import LedgerError, load, write
 
 SEAL_PLUGIN = 'plugin "beancount_credits.plugins.seal"'
 MALLORY = "Mallory Ops <mallory@example.com>"
@@ -296,8 +297,8 @@ def test_close_period_carries_the_chain_and_the_archive_still_verifies(sealed: P
 @pytest.mark.parametrize("ready", [True, False])
 def test_a_close_day_interrupted_mid_write_is_recovered_clean(sealed: Path, ready: bool) -> None:
     loaded = load(sealed, for_write=True)
-    planned = daily.plan(loaded, datetime.date(2024, 4, 2))  # two months
-    changes = daily.changes(loaded, planned)
+    planned = close_day.plan(loaded, datetime.date(2024, 4, 2))  # two months
+    changes = close_day.changes(loaded, planned)
     assert len(changes) > 1  # several files: through the journal
     write.stage(sealed, changes, "close-day 2024-04-02 (interrupted)")
     if not ready:

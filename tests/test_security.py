@@ -37,10 +37,11 @@ from conftest import DAILY, DEMO, git
 from notifykit import HookServer
 from servekit import BEAN_CREDITS, chromium, free_port, serving
 
-from beancount_credits import channels, write
 from beancount_credits.cli import main
 from beancount_credits.fava import security, server
 from beancount_credits.importers import ImportFailed, import_events
+from beancount_credits.jobs import channels
+from beancount_credits.ledger import write
 
 XSS = '<img src=x id=pwned onerror="window.__pwned=1;alert(1)">'
 XSS_USER = "mallory<svg onload=alert(2)>"

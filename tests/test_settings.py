@@ -8,8 +8,8 @@ from pathlib import Path
 from beancount import loader
 from notifykit import append, cli, copy_ledger
 
-from beancount_credits import settings
-from beancount_credits.config import CreditsConfig
+from beancount_credits.engine import settings
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import index_users
 
 LEDGER = """

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notifykit import FIXTURE, append, cli, copy_ledger, topup_failed, topup_succeeded
 
-from beancount_credits import records, topup, write
-from beancount_credits import settings as settings_lib
-from beancount_credits.ledger import Ledger, load
+from beancount_credits.engine import settings as settings_lib
+from beancount_credits.jobs import records, topup
+from beancount_credits.ledger import Ledger, load, write
 
 ACME = "Assets:Credits:Users:Org--acme"
 LOW = """2024-03-03 * "Session"

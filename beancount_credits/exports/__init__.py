@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from beancount_credits import write
+from beancount_credits.ledger import write
 from beancount_credits.reports.table import Table
 
 FORMATS = ("text", "csv", "xlsx", "pdf")

@@ -87,7 +87,10 @@ function drawChart(box, legend, daily) {
   box.replaceChildren();
   legend.replaceChildren();
   const series = new Map();
-  for (const [date, type, balance] of daily.rows) {
+  const column = (name) => daily.columns.findIndex((c) => c.name === name);
+  const [iDate, iType, iBalance] = [column("Date"), column("Credit type"), column("Balance")];
+  for (const row of daily.rows) {
+    const [date, type, balance] = [row[iDate], row[iType], row[iBalance]];
     if (!series.has(type)) series.set(type, []);
     series.get(type).push([Date.parse(date), Number(balance), date, balance]);
   }

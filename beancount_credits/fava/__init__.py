@@ -9,7 +9,7 @@ The page (template ``templates/CreditBalanceHistory.html``, script
 Fava's time (``time``), account (``account``) and tag/advanced (``filter``)
 filters passed in the query string:
 
-- ``users``: every user's balances and period figures (:func:`page.users_table`);
+- ``users``: every user's balances and period figures (the ``users`` report);
 - ``user?user_id=ID``: one user's daily balances, statement, open grants and
   per-member use;
 - ``alerts``: users below their low-balance threshold, credits expiring soon,
@@ -19,8 +19,9 @@ filters passed in the query string:
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
   ``desc``, the one-user tables ``user_id``.
 
-The figures come from :mod:`beancount_credits.page`; this class only maps
-requests to those functions. It reads the entries Fava loaded (no second load)
+Every table is a report of :data:`beancount_credits.reports.REPORTS`
+(:func:`beancount_credits.fava.view.table`), the same the CLI prints; this
+class only maps requests to them. It reads the entries Fava loaded (no second load)
 and never writes, so it works under ``--read-only``; its URLs are relative to
 the page, so it works under ``--prefix``.
 """
@@ -38,15 +39,23 @@ from fava.ext import FavaExtensionBase, extension_endpoint
 from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
-from beancount_credits import exports, page
+from beancount_credits import exports
+from beancount_credits.fava import view
 from beancount_credits.ledger import Ledger, LedgerError
+from beancount_credits.reports.index import index
 from beancount_credits.reports.table import ReportError, Table, format_cell
 
 __all__ = ["CreditBalanceHistory"]
 
-USER_TABLES = ("statement", "daily", "grants", "members")
 LATEST = datetime.date(9998, 12, 31)  # a period may end by then (the page looks ahead of it)
-ALERT_TABLES = ("low_balance", "expiring", "overdraft", "topups")
+# The page's tables: its name for each (also the export endpoint's) -> the report.
+USER_TABLES = {"statement": "statement", "daily": "daily", "grants": "grants", "members": "members"}
+ALERT_TABLES = {
+    "low_balance": "low-balance",
+    "expiring": "expiring",
+    "overdraft": "overdraft",
+    "topups": "failed-topups",
+}
 
 
 class BadRequest(Exception):
@@ -85,11 +94,9 @@ class CreditBalanceHistory(FavaExtensionBase):
         # engine pass). A new load makes a new Ledger: requests of the old one
         # keep reading theirs.
         fava = self.ledger
-        credits = page.ledger_from_entries(
+        self._credits = view.ledger_from_entries(
             fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
         )
-        page.index(credits)
-        self._credits = credits
 
     @property
     def credits(self) -> Ledger:
@@ -100,7 +107,7 @@ class CreditBalanceHistory(FavaExtensionBase):
 
     # --- the request's filters -------------------------------------------------
 
-    def period(self) -> page.Period:
+    def period(self) -> view.Period:
         """The period Fava's time filter chose (the whole history without one)."""
         # Only the dates: Fava's filtered ledger would also clamp every entry
         # (seconds on a large ledger), and the page reads the entries itself.
@@ -117,11 +124,11 @@ class CreditBalanceHistory(FavaExtensionBase):
             raise BadRequest(f"time filter: Failed to parse date: {time} ({exc})") from None
         today = datetime.date.today()
         if date_range is None:
-            return page.Period.make(None, None, today)
+            return view.Period.make(None, None, today)
         if date_range.end > LATEST:
             # The page looks ahead from the period's end (credits expiring soon...).
             raise BadRequest(f"time filter: {time!r} ends after {LATEST}, the last day it answers")
-        return page.Period.make(date_range.begin, date_range.end, today)
+        return view.Period.make(date_range.begin, date_range.end, today)
 
     def activity_entries(self) -> Sequence[data.Directive] | None:
         """The entries Fava's account and tag filters keep (not clamped to the time
@@ -153,52 +160,52 @@ class CreditBalanceHistory(FavaExtensionBase):
             raise BadRequest(f"unknown user id {user_id!r}", 404)
         return user_id
 
-    def view(self) -> page.View:
-        sort = request.args.get("sort") or None
-        return page.View(
-            segment=request.args.get("segment") or None,
-            credit_type=request.args.get("credit_type") or None,
-            search=(request.args.get("q") or "").strip() or None,
-            sort=sort,
-            desc=request.args.get("desc", "") in ("1", "true"),
-        )
+    def sort(self) -> dict[str, Any]:
+        """The all-users table's controls: segment, credit type, search, sort column."""
+        return {
+            "segment": request.args.get("segment") or None,
+            "commodity": request.args.get("credit_type") or None,
+            "search": (request.args.get("q") or "").strip() or None,
+            "sort": request.args.get("sort") or None,
+            "desc": request.args.get("desc", "") in ("1", "true"),
+        }
 
-    # --- page data (also used by the template) ------------------------------------
+    # --- page data: every table is a report (beancount_credits.reports) -------------
 
     def users_table(self) -> Table:
-        entries = self.activity_entries()
-        return page.users_table(
-            self.credits, entries, self.period(), view=self.view(), only_active=entries is not None
-        )
+        period = self.period()
+        found = view.table(self.credits, "users", period, self.activity_entries(), **self.sort())
+        found.notes.insert(0, f"Period: {period.describe()}")
+        return found
 
     def user_tables(self, only: str | None = None) -> dict[str, Table]:
-        """One user's tables (``only``: just that one)."""
+        """One user's tables (``only``: just that one), each a report for that user."""
         user_id = self.user_id()
         period = self.period()
-        credits = self.credits
-        makers: dict[str, Callable[[], Table]] = {
-            "daily": lambda: page.daily_balance_table(credits, user_id, period),
-            "statement": lambda: page.statement_table(credits, user_id, period),
-            "grants": lambda: page.open_grants_table(credits, user_id, period),
-            "members": lambda: page.member_usage_table(
-                credits, user_id, self.activity_entries(), period
-            ),
-        }
-        return {name: make() for name, make in makers.items() if only in (None, name)}
+        made: dict[str, Table] = {}
+        for name, report in USER_TABLES.items():
+            if only not in (None, name):
+                continue
+            activity = self.activity_entries() if report == "members" else None
+            made[name] = view.table(self.credits, report, period, activity, user=user_id)
+        return made
 
     def alert_tables(self) -> dict[str, Table]:
         period = self.period()
         return {
-            "low_balance": page.low_balance_table(self.credits, period),
-            "expiring": page.expiring_table(self.credits, period),
-            "overdraft": page.overdraft_table(self.credits, period),
-            "topups": page.failed_topups_table(self.credits, period),
+            name: view.table(
+                self.credits,
+                report,
+                period,
+                days=view.EXPIRING_DAYS if report == "expiring" else None,
+            )
+            for name, report in ALERT_TABLES.items()
         }
 
     def choices(self) -> dict[str, list[str]]:
         """Segments and credit types for the page's filter menus."""
         segments = sorted({user.segment for user in self.credits.users.values() if user.segment})
-        wallets = page.index(self.credits).wallets
+        wallets = index(self.credits).wallets
         types = sorted({currency for _account, currency in wallets})
         return {"segments": segments, "credit_types": types}
 

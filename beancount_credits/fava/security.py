@@ -31,7 +31,7 @@ app, :func:`secure` adds:
   refuses a file) are answered 400, not 500; ``/jump`` without a Referer is 400.
 - **Writes like the CLI's** (with ``--edit``): every request that can change
   the ledger (Fava's source editor, entry forms, document uploads...) holds
-  the ledger's writer lock (:func:`beancount_credits.write.ledger_lock`, the
+  the ledger's writer lock (:func:`beancount_credits.ledger.write.ledger_lock`, the
   one ``import``, ``close-day`` and ``notify`` take), and the ledger as it
   would be is loaded with the full loader first: a change that would give a
   ledger without errors some is refused (HTTP 422, the errors listed) and
@@ -52,7 +52,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import BaseLoader, Environment
 
-from beancount_credits import write
+from beancount_credits.ledger import write
+from beancount_credits.ledger.text import read_text
 
 CSP = "; ".join(
     [
@@ -319,7 +320,7 @@ def _checked(
     ]
     if not changed or had_errors:
         return response
-    changes = [write.FileChange(path, write.read_text(path)) for path in changed]
+    changes = [write.FileChange(path, read_text(path)) for path in changed]
     errors = write.staged_check(main, files, changes)
     if not errors:
         return response

@@ -25,9 +25,10 @@ from pathlib import Path
 import beangulp
 from beancount.core import data
 
-from beancount_credits.config import CreditsConfig
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.importers import sealing
 from beancount_credits.importers.events import ReadError, Row, read_rows, sniff_format
+from beancount_credits.importers.index import LedgerIndex
 from beancount_credits.importers.ingest import (
     ImportFailed,
     ImportResult,
@@ -35,7 +36,7 @@ from beancount_credits.importers.ingest import (
     import_events,
     read_export,
 )
-from beancount_credits.importers.plan import LedgerIndex, Plan, plan_batch
+from beancount_credits.importers.plan import Plan, plan_batch
 
 __all__ = [
     "CsvImporter",

@@ -26,8 +26,8 @@ from typing import Any
 
 from beancount.core import amount as amount_lib
 
-from beancount_credits.accounts import UserIdError, user_component
-from beancount_credits.write import split_lines
+from beancount_credits.engine.accounts import UserIdError, user_component
+from beancount_credits.ledger.text import split_lines
 
 EVENT_TYPES = (
     "user",
@@ -42,6 +42,15 @@ EVENT_TYPES = (
     "expiry_change",
 )
 GRANT_TYPES = ("purchase", "promotion", "referral", "loyalty", "topup")
+#: The source each grant type books from (``Income:Credits:<Source>``; a top-up's own
+#: ``source`` field wins).
+SOURCES = {
+    "purchase": "Purchase",
+    "promotion": "Promotion",
+    "referral": "Referral",
+    "loyalty": "Loyalty",
+    "topup": "TopUp",
+}
 REDEEM_STATUSES = ("pending", "settled", "cancelled")
 TOPUP_STATUSES = ("succeeded", "failed")
 
@@ -165,7 +174,7 @@ def read_rows(text: str, fmt: str) -> Iterator[Row | tuple[int, Problem]]:
 
 
 def _jsonl_rows(text: str) -> Iterator[Row | tuple[int, Problem]]:
-    # Only "\n" ends a record (write.split_lines): str.splitlines would also split
+    # Only "\n" ends a record (split_lines): str.splitlines would also split
     # at U+2028 and the like, which JSON leaves unescaped inside strings.
     for number, line in enumerate(split_lines(text), start=1):
         if not line.strip():
@@ -228,7 +237,7 @@ def _text(value: Any) -> str:
 def writable(value: str) -> str:
     """``value`` if a UTF-8 ledger file can hold it, else ValueError.
 
-    Any other character is fine: :func:`beancount_credits.write.quote` escapes
+    Any other character is fine: :func:`beancount_credits.ledger.render.quote` escapes
     what would end the string literal, and Beancount reads the rest verbatim.
     """
     bad = _UNWRITABLE_RE.search(value)
@@ -302,7 +311,7 @@ def ledger_date(stamp: datetime.datetime, timezone: zoneinfo.ZoneInfo | None) ->
 
 def parse_email(value: Any) -> str:
     """An email address (one, without a display name), checked by :func:`settings.check_email`."""
-    from beancount_credits.settings import check_email
+    from beancount_credits.engine.settings import check_email
 
     return check_email(_text(value).strip())
 

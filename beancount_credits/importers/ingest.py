@@ -10,7 +10,7 @@ use it). Under the ledger's writer lock it
    the glob ``imports/*.beancount`` (added the first time); a settled or
    cancelled pending redemption and a moved expiry are edits of the file that
    holds the entry;
-3. hands the changed files to :func:`beancount_credits.write.apply`, which
+3. hands the changed files to :func:`beancount_credits.ledger.write.apply`, which
    loads the ledger as it would be with Beancount's full loader and writes
    only if that has no error. Errors of the check that point into the batch
    (a redemption beyond the balance, a missing ``reason:``...) are traced back
@@ -38,10 +38,10 @@ from typing import IO, Any
 
 from beancount import loader
 
-from beancount_credits import incremental, write
-from beancount_credits.amend import AmendError
+from beancount_credits.audit.amend import AmendError
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers import sealing
+from beancount_credits.importers.edits import Edit
 from beancount_credits.importers.events import (
     NotText,
     Problem,
@@ -51,7 +51,10 @@ from beancount_credits.importers.events import (
     read_rows,
     rows_of,
 )
-from beancount_credits.ledger import find_config
+from beancount_credits.importers.index import LedgerIndex
+from beancount_credits.ledger import find_config, incremental, write
+from beancount_credits.ledger.render import quote, render
+from beancount_credits.ledger.text import read_text, split_lines
 from beancount_credits.reports.table import format_cell
 
 IMPORT_DIR = "imports"
@@ -200,7 +203,7 @@ def batch_text(entries: list) -> tuple[str, dict[int, int]]:
     for entry in entries:
         line += 1  # the blank line before each entry
         starts[line] = entry.meta["lineno"]
-        text = write.render(_written(entry))
+        text = render(_written(entry))
         parts.append("\n" + text)
         line += text.count("\n")
     return "".join(parts), starts
@@ -216,9 +219,9 @@ _HEADER_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(\s+)([!*])(\s)")
 _META_RE = re.compile(r"^\s+([a-z][a-zA-Z0-9_-]*):")
 
 
-def apply_edits(text: str, edits: list[planning.Edit], path: str) -> str:
+def apply_edits(text: str, edits: list[Edit], path: str) -> str:
     """The file's text with the edits made at their transactions' header lines."""
-    lines = write.split_lines(text)
+    lines = split_lines(text)
     for edit in sorted(edits, key=lambda edit: edit.lineno, reverse=True):
         index = edit.lineno - 1
         match = _HEADER_RE.match(lines[index]) if 0 <= index < len(lines) else None
@@ -243,7 +246,7 @@ def apply_edits(text: str, edits: list[planning.Edit], path: str) -> str:
                 not in ("expires", "expiry_changes")
             ]
             block.append(f"  expires: {edit.date.isoformat()}\n")
-            block.append(f"  expiry_changes: {write.quote(', '.join(edit.expiry_changes))}\n")
+            block.append(f"  expiry_changes: {quote(', '.join(edit.expiry_changes))}\n")
         lines[index + 1 : end] = block
     return "".join(lines)
 
@@ -263,13 +266,13 @@ def changes_for(
         name = f"{first.isoformat()}-{_safe_name(source.name)}-{digest}.beancount"
         batch_path = root / IMPORT_DIR / name
         result.append(write.FileChange(batch_path, text))
-    by_file: dict[str, list[planning.Edit]] = {}
+    by_file: dict[str, list[Edit]] = {}
     for edit in plan.edits:
         by_file.setdefault(edit.filename, []).append(edit)
     for filename, edits in sorted(by_file.items()):
         path = Path(filename)
-        result.append(write.FileChange(path, apply_edits(write.read_text(path), edits, filename)))
-    main_text = write.read_text(main)
+        result.append(write.FileChange(path, apply_edits(read_text(path), edits, filename)))
+    main_text = read_text(main)
     include = f'include "{IMPORT_GLOB}"'
     if batch_path is not None and include not in main_text:
         separator = "" if main_text.endswith("\n") else "\n"
@@ -308,7 +311,7 @@ def trace(
 def write_rejects(source: Source, rejected_lines: set[int], target: Path) -> None:
     """The rejected records, in the input's own format, so they can be fixed and re-imported."""
     rows = {row.line: row for row in source.rows() if isinstance(row, Row)}
-    raw = [line.removesuffix("\n") for line in write.split_lines(source.text or "")]
+    raw = [line.removesuffix("\n") for line in split_lines(source.text or "")]
     out = io.StringIO()
     if source.fmt == "csv":
         header = next(csv.reader(io.StringIO(source.text or ""))) if source.text else []
@@ -401,7 +404,7 @@ def _import_locked(
     entries, options = parse_ledger(main)
     config = find_config(options)
     files = write.ledger_files(main, options)
-    index = planning.LedgerIndex.from_entries(entries, config)
+    index = LedgerIndex.from_entries(entries, config)
     sealed = sealing.sealed_day(entries)
     # The parsed entries are not needed beyond the index: free them before the
     # staged check loads the ledger again (peak memory).
@@ -410,7 +413,7 @@ def _import_locked(
     rejected: list[str] = []
     for attempt in range(_MAX_RETRIES):
         if attempt:  # planning changed the index; a retry starts from the text again
-            index = planning.LedgerIndex.from_entries(parse_ledger(main)[0], config)
+            index = LedgerIndex.from_entries(parse_ledger(main)[0], config)
         planned = planning.plan_batch(index, rows, zone, frozenset(skip))
         if planned.problems:
             rejected += _lines(source, planned.problems, planned)

@@ -27,6 +27,13 @@ What the rows become (the README's event table has the fields):
 
 A wallet seen for the first time is opened on the day of its first event in
 the batch; a source or use account the ledger lacks is opened likewise.
+
+This module plans the new entries; three parts live in their own modules:
+:mod:`beancount_credits.importers.index` (what the ledger holds, the
+:class:`LedgerIndex`), :mod:`beancount_credits.importers.event_ids` (an event
+id names one event) and :mod:`beancount_credits.importers.edits` (a pending
+redemption settled or cancelled, a grant's expiry moved), the last two as
+functions over the :class:`Planner`'s state.
 """
 
 from __future__ import annotations
@@ -41,154 +48,11 @@ from beancount.core import amount as amount_lib
 from beancount.core import data
 from beancount.parser.grammar import ValueType
 
-from beancount_credits.accounts import user_account
-from beancount_credits.config import CreditsConfig
+from beancount_credits.engine.accounts import user_account
+from beancount_credits.importers import edits, event_ids
+from beancount_credits.importers.edits import Edit
 from beancount_credits.importers.events import Event, Problem, Row, parse_event
-
-CANCELLED_SUFFIX = ":cancelled"
-USER_FIELDS = ("segment", "email", "credit_limit")
-SOURCES = {
-    "purchase": "Purchase",
-    "promotion": "Promotion",
-    "referral": "Referral",
-    "loyalty": "Loyalty",
-    "topup": "TopUp",
-}
-
-
-@dataclasses.dataclass
-class TxnRef:
-    """A credits transaction the batch may act on (in the text or earlier in the batch)."""
-
-    txn_id: str
-    date: datetime.date
-    flag: str
-    wallet: str | None  # the first user-wallet posting's account
-    number: Decimal | None  # ... and its number
-    currency: str | None
-    counter: str | None  # the first other posting's account
-    filename: str | None = None  # None: an entry of this batch
-    lineno: int | None = None
-    posting_expires: bool = False  # the wallet posting sets its own expires:
-    expiry_changes: list[str] = dataclasses.field(default_factory=list)
-    entry: data.Transaction | None = None  # the batch's entry (for in-batch edits)
-
-
-@dataclasses.dataclass(frozen=True)
-class Recorded:
-    """What an id names in the ledger other than a transaction (for the id-reuse check)."""
-
-    kind: str  # "open", "credits-user", "credits-topup", "expiry change"
-    user: str | None
-    filename: str | None
-    lineno: int | None
-
-
-@dataclasses.dataclass
-class UserState:
-    user_id: str
-    account: str
-    fields: dict[str, Any]
-
-
-@dataclasses.dataclass
-class LedgerIndex:
-    """What an import needs to know about the ledger it writes to."""
-
-    config: CreditsConfig
-    accounts: set[str]
-    users: dict[str, UserState]
-    ids: set[str]
-    transactions: dict[str, TxnRef]
-    recorded: dict[str, Recorded] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_entries(cls, entries: Iterable[data.Directive], config: CreditsConfig) -> LedgerIndex:
-        """Index parsed (unbooked) or loaded entries; their order does not matter."""
-        accounts: set[str] = set()
-        users: dict[str, UserState] = {}
-        ids: set[str] = set()
-        transactions: dict[str, TxnRef] = {}
-        recorded: dict[str, Recorded] = {}
-        user_changes: list[data.Custom] = []
-        for entry in entries:
-            meta = entry.meta or {}
-            txn_id = meta.get("txn_id")
-            where = (meta.get("filename"), meta.get("lineno"))
-            if txn_id is not None:
-                ids.add(str(txn_id))
-                if isinstance(entry, data.Open):
-                    recorded[str(txn_id)] = Recorded("open", _user_of(meta), *where)
-                elif isinstance(entry, data.Custom):
-                    user = str(entry.values[0].value) if entry.values else None
-                    recorded[str(txn_id)] = Recorded(entry.type, user, *where)
-            if isinstance(entry, data.Transaction):
-                if txn_id is not None:
-                    transactions[str(txn_id)] = transaction_ref(entry, str(txn_id), config)
-                    changes = meta.get("expiry_changes")
-                    if changes:
-                        for part in str(changes).split(","):
-                            ids.add(part.strip())
-                            recorded[part.strip()] = Recorded("expiry change", None, *where)
-            elif isinstance(entry, data.Open):
-                accounts.add(entry.account)
-                if config.is_user_account(entry.account):
-                    user_id = str(meta.get("user_id", entry.account.rpartition(":")[2]))
-                    fields = {key: meta[key] for key in USER_FIELDS if key in meta}
-                    users[user_id] = UserState(user_id, entry.account, fields)
-            elif isinstance(entry, data.Custom) and entry.type == "credits-user":
-                user_changes.append(entry)
-        for change in sorted(user_changes, key=lambda entry: entry.date):
-            user_id = str(change.values[0][0]) if change.values else None
-            if user_id in users:
-                for key in USER_FIELDS:
-                    if key in change.meta:
-                        users[user_id].fields[key] = change.meta[key]
-        return cls(config, accounts, users, ids, transactions, recorded)
-
-
-def _user_of(meta: dict[str, Any]) -> str | None:
-    return None if meta.get("user_id") is None else str(meta["user_id"])
-
-
-def transaction_ref(entry: data.Transaction, txn_id: str, config: CreditsConfig) -> TxnRef:
-    wallet = number = currency = counter = None
-    posting_expires = False
-    for posting in entry.postings:
-        if wallet is None and config.is_user_account(posting.account):
-            wallet = posting.account
-            if posting.units is not None and isinstance(posting.units.number, Decimal):
-                number, currency = posting.units.number, posting.units.currency
-            posting_expires = bool(posting.meta and "expires" in posting.meta)
-        elif counter is None and not config.is_user_account(posting.account):
-            counter = posting.account
-    changes = str(entry.meta.get("expiry_changes", "") or "")
-    return TxnRef(
-        txn_id=txn_id,
-        date=entry.date,
-        flag=entry.flag,
-        wallet=wallet,
-        number=number,
-        currency=currency,
-        counter=counter,
-        filename=entry.meta.get("filename"),
-        lineno=entry.meta.get("lineno"),
-        posting_expires=posting_expires,
-        expiry_changes=[part.strip() for part in changes.split(",") if part.strip()],
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Edit:
-    """A change to a transaction already in the text, at its header line."""
-
-    filename: str
-    lineno: int
-    kind: str  # "settle", "cancel" or "expires"
-    date: datetime.date  # settled/cancelled on; or the new expiry
-    event_id: str
-    line: int  # the row that asked for it
-    expiry_changes: tuple[str, ...] = ()
+from beancount_credits.importers.index import USER_FIELDS, LedgerIndex, TxnRef, transaction_ref
 
 
 @dataclasses.dataclass
@@ -207,7 +71,9 @@ class Plan:
         return not self.entries and not self.edits
 
 
-class _Planner:
+class Planner:
+    """The state of planning one batch, and its handler for each event type."""
+
     def __init__(self, index: LedgerIndex, timezone: Any = None):
         self.index = index
         self.config = index.config
@@ -297,90 +163,6 @@ class _Planner:
             frozenset(),
             postings,
         )
-
-    # --- an event id names one event ------------------------------------------------
-
-    def reused(self, event: Event) -> Problem | None:
-        """A problem if the event's id already names a different event (batch or ledger).
-
-        An id is an idempotency key: the same event sent again is fine (it is
-        counted as already imported), but another event under the same id is an
-        error naming both. A redemption's status and time may change (pending,
-        then settled or cancelled); nothing else may.
-        """
-        content = _content(event)
-        first = self.seen.setdefault(event.id, (event.line, content))
-        if first[0] != event.line and first[1] != content:
-            differ = sorted(
-                name for name in {*first[1], *content} if first[1].get(name) != content.get(name)
-            )
-            return Problem(
-                "id",
-                f"{event.id!r} is also the id of line {first[0]}, a different event "
-                f"({', '.join(differ)} differ); an event id names one event",
-            )
-        ref = self.index.transactions.get(event.id)
-        if ref is not None:
-            differ = self.differs_from(event, ref)
-            if differ:
-                return Problem(
-                    "id",
-                    f"{event.id!r} is already the id of the entry at {ref.filename}:"
-                    f"{ref.lineno}, which differs ({'; '.join(differ)}); an event id names "
-                    "one event",
-                )
-            return None
-        recorded = self.index.recorded.get(event.id)
-        if recorded is not None:
-            kind = _recorded_kind(event, self.index)
-            differ = []
-            if kind is not None and kind != recorded.kind:
-                differ.append(f"{recorded.kind} in the ledger, {kind} in this row")
-            if None not in (recorded.user, event.user) and recorded.user != event.user:
-                differ.append(f"user {recorded.user!r} in the ledger, {event.user!r} in this row")
-            if differ:
-                return Problem(
-                    "id",
-                    f"{event.id!r} is already the id of the entry at {recorded.filename}:"
-                    f"{recorded.lineno}, which differs ({'; '.join(differ)}); an event id "
-                    "names one event",
-                )
-        return None
-
-    def differs_from(self, event: Event, ref: TxnRef) -> list[str]:
-        """How the transaction the event would book differs from the ledger's ``ref``."""
-        kind = event.type
-        if kind == "topup" and event.get("status") == "failed":
-            return ["a transaction in the ledger, a failed top-up in this row"]
-        counter = number = date = None
-        if kind in SOURCES:
-            source = (event.get("source") or "TopUp") if kind == "topup" else SOURCES[kind]
-            counter, number, date = f"{self.config.income}:{source}", event.get("amount"), True
-        elif kind == "redeem":
-            use = "Sessions" if event.get("session") else "Orders"
-            counter, number = f"{self.config.expenses}:{use}", -event.get("amount")
-        elif kind == "adjust":
-            counter, number, date = self.config.adjustments, event.get("amount"), True
-        elif kind == "reverse":
-            date = True
-        else:  # user, expiry_change: their ids never name a transaction
-            return [f"a transaction in the ledger, a {kind} event in this row"]
-        wallet = None
-        if event.user is not None:
-            state = self.index.users.get(event.user)
-            wallet = state.account if state else user_account(event.user, self.config.users)
-        checks = [
-            ("wallet", ref.wallet, wallet),
-            ("amount", ref.number, number),
-            ("credit type", ref.currency, event.commodity if number is not None else None),
-            ("account", ref.counter, counter),
-            ("date", ref.date, event.date if date else None),
-        ]
-        return [
-            f"{name} {have} in the ledger, {want} in this row"
-            for name, have, want in checks
-            if have is not None and want is not None and have != want
-        ]
 
     # --- one handler per event type, each returns its problems ---------------------
 
@@ -502,12 +284,12 @@ class _Planner:
         status = event.get("status") or "settled"
         ref = self.ref(event.id)
         if status == "cancelled":
-            return self.cancel(event, ref)
+            return edits.cancel(self, event, ref)
         if ref is not None:
             if status == "pending" or ref.flag != "!":
                 self.already += 1
                 return []
-            return self.settle(event, ref)
+            return edits.settle(self, event, ref)
         if self.known(event.id):  # the id names something other than a transaction
             return [Problem("id", f"{event.id!r} is already used by another kind of entry")]
         session, order = event.get("session"), event.get("order")
@@ -526,80 +308,6 @@ class _Planner:
         )
         self.add(event, entry)
         return []
-
-    def same_redemption(self, event: Event, ref: TxnRef) -> list[Problem]:
-        problems = []
-        if event.user is not None and ref.wallet is not None:
-            expected = self.index.users.get(event.user)
-            account = expected.account if expected else user_account(event.user, self.config.users)
-            if account != ref.wallet:
-                problems.append(Problem("user", f"redemption {event.id!r} is of {ref.wallet}"))
-        if ref.number is not None and -ref.number != event.get("amount"):
-            problems.append(
-                Problem("amount", f"redemption {event.id!r} is pending for {-ref.number}")
-            )
-        if event.date < ref.date:
-            problems.append(Problem("timestamp", f"before the pending redemption ({ref.date})"))
-        return problems
-
-    def settle(self, event: Event, ref: TxnRef) -> list[Problem]:
-        problems = self.same_redemption(event, ref)
-        if problems:
-            return problems
-        self.flip(event, ref, "settle", settled=event.date)
-        self.new += 1
-        return []
-
-    def cancel(self, event: Event, ref: TxnRef | None) -> list[Problem]:
-        reversal_id = event.id + CANCELLED_SUFFIX
-        if self.known(reversal_id):
-            self.already += 1
-            return []
-        if ref is None:
-            return [
-                Problem("id", f"cancels redemption {event.id!r}, which is not pending anywhere")
-            ]
-        if ref.flag != "!":
-            return [
-                Problem(
-                    "status",
-                    f"redemption {event.id!r} is settled; undo it with a reverse event",
-                )
-            ]
-        problems = self.same_redemption(event, ref)
-        if problems:
-            return problems
-        self.flip(event, ref, "cancel", cancelled=event.date)
-        assert ref.wallet is not None and ref.counter is not None and ref.number is not None
-        units = amount_lib.Amount(-ref.number, ref.currency or event.commodity)
-        reversal = data.Transaction(
-            self.meta(event, txn_id=reversal_id, reverses=event.id),
-            event.date,
-            "*",
-            None,
-            f"Cancelled redemption {event.id}",
-            frozenset(),
-            frozenset(),
-            [
-                data.Posting(ref.wallet, units, None, None, None, None),
-                data.Posting(ref.counter, -units, None, None, None, None),
-            ],
-        )
-        self.entries.append(reversal)
-        self.batch_ids.add(reversal_id)
-        self.new += 1
-        return []
-
-    def flip(self, event: Event, ref: TxnRef, kind: str, **meta: Any) -> None:
-        ref.flag = "*"
-        if ref.entry is not None:  # pending earlier in this batch: change it in place
-            entry = ref.entry
-            entry.meta.update(meta)
-            index = self.entries.index(entry)
-            ref.entry = self.entries[index] = entry._replace(flag="*")
-            return
-        assert ref.filename is not None and ref.lineno is not None
-        self.edits.append(Edit(ref.filename, ref.lineno, kind, event.date, event.id, event.line))
 
     def on_adjust(self, event: Event) -> list[Problem]:
         if self.known(event.id):
@@ -652,40 +360,7 @@ class _Planner:
         return []
 
     def on_expiry_change(self, event: Event) -> list[Problem]:
-        if self.known(event.id):
-            self.already += 1
-            return []
-        grant_id: str = event.get("grant")
-        expires: datetime.date = event.get("expires")
-        ref = self.ref(grant_id)
-        if ref is None or ref.wallet is None or ref.number is None or ref.number <= 0:
-            return [Problem("grant", f"no grant with txn_id {grant_id!r} in the ledger")]
-        if ref.posting_expires:
-            return [
-                Problem("grant", f"{grant_id!r} sets expires: on its posting; change it by hand")
-            ]
-        if expires <= ref.date:
-            return [Problem("expires", f"{expires} is not after the grant's date {ref.date}")]
-        ref.expiry_changes.append(event.id)
-        self.batch_ids.add(event.id)
-        self.new += 1
-        if ref.entry is not None:
-            ref.entry.meta["expires"] = expires
-            ref.entry.meta["expiry_changes"] = ", ".join(ref.expiry_changes)
-            return []
-        assert ref.filename is not None and ref.lineno is not None
-        self.edits.append(
-            Edit(
-                ref.filename,
-                ref.lineno,
-                "expires",
-                expires,
-                event.id,
-                event.line,
-                tuple(ref.expiry_changes),
-            )
-        )
-        return []
+        return edits.expiry_change(self, event)
 
 
 def plan_batch(
@@ -698,7 +373,7 @@ def plan_batch(
 
     ``skip`` lists row lines to leave out (rows rejected by an earlier try).
     """
-    planner = _Planner(index, timezone)
+    planner = Planner(index, timezone)
     problems: dict[int, list[Problem]] = {}
     events: dict[int, Event] = {}
     users: dict[int, str | None] = {}
@@ -718,7 +393,7 @@ def plan_batch(
             problems[row.line] = parsed
             continue
         events[row.line] = parsed
-        reused = planner.reused(parsed)
+        reused = event_ids.reused(planner, parsed)
         found = [reused] if reused is not None else planner.handle(parsed)
         if found:
             problems[row.line] = found
@@ -733,33 +408,6 @@ def plan_batch(
         users=users,
         ids=ids,
     )
-
-
-def _content(event: Event) -> dict[str, Any]:
-    """What must be the same whenever an event id comes again (as text, for messages)."""
-    fields = {name: str(value) for name, value in event.fields.items()}
-    content: dict[str, Any] = {
-        "type": event.type,
-        "user": event.user,
-        "commodity": event.commodity,
-        **fields,
-    }
-    if event.type == "redeem":
-        content.pop("status", None)  # pending, then settled or cancelled, on later days
-    else:
-        content["date"] = event.date
-    return content
-
-
-def _recorded_kind(event: Event, index: LedgerIndex) -> str | None:
-    """The kind of non-transaction entry the event makes (None: a transaction)."""
-    if event.type == "user":
-        return "open" if event.user not in index.users else None
-    if event.type == "topup" and event.get("status") == "failed":
-        return "credits-topup"
-    if event.type == "expiry_change":
-        return "expiry change"
-    return "transaction"
 
 
 def _text_or_none(value: Any) -> str | None:

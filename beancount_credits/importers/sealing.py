@@ -5,7 +5,7 @@ of a sealed day settled or cancelled, a grant of a sealed day whose expiry
 moves: each changes what a seal covers. :func:`touching` finds the events of a
 planned batch that do; :func:`amended` loads the ledger as the batch would
 leave it and adds to the batch's file changes the amendment
-(:mod:`beancount_credits.amend`): the daily log rewritten where the events
+(:mod:`beancount_credits.audit.amend`): the daily log rewritten where the events
 change it, the seals renewed from the first changed day, and a
 ``custom "credits-amend"`` record whose reason names the import and its events.
 The write path then checks it all together, as for any import.
@@ -19,9 +19,11 @@ from pathlib import Path
 
 from beancount.core import data
 
-from beancount_credits import amend, seal, write
+from beancount_credits.audit import amend
+from beancount_credits.engine import seal
 from beancount_credits.importers import plan as planning
-from beancount_credits.ledger import Ledger, find_config, index_users
+from beancount_credits.importers.index import LedgerIndex
+from beancount_credits.ledger import Ledger, find_config, index_users, write
 
 SHOWN = 5  # event ids the amendment's reason names; the rest are counted
 
@@ -32,9 +34,7 @@ def sealed_day(entries: Sequence[data.Directive]) -> datetime.date | None:
     return None if last is None else last.day
 
 
-def touching(
-    planned: planning.Plan, index: planning.LedgerIndex, sealed: datetime.date | None
-) -> list[str]:
+def touching(planned: planning.Plan, index: LedgerIndex, sealed: datetime.date | None) -> list[str]:
     """What in the batch changes a sealed day: ``<event id> (<what>)``, in row order."""
     if sealed is None:
         return []

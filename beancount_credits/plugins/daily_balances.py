@@ -27,9 +27,8 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits import loadstamp
-from beancount_credits.config import ConfigError, CreditsConfig, parse_config
-from beancount_credits.engine import CreditsError, generated_meta, is_generated
+from beancount_credits.engine import CreditsError, generated_meta, is_generated, loadstamp
+from beancount_credits.engine.config import ConfigError, CreditsConfig, parse_config
 
 __plugins__ = ("daily_balances",)
 

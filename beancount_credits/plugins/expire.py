@@ -15,7 +15,7 @@ Enable it (before ``daily_balances``, which logs what this plugin books)::
 
     plugin "beancount_credits.plugins.expire"
 
-or with a configuration dict (see :mod:`beancount_credits.config` for the keys)::
+or with a configuration dict (see :mod:`beancount_credits.engine.config` for the keys)::
 
     plugin "beancount_credits.plugins.expire" "{'breakage': 'Equity:Expired'}"
 
@@ -35,8 +35,9 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import engine, loadstamp
-from beancount_credits.config import ConfigError, parse_config
+from beancount_credits import engine
+from beancount_credits.engine import loadstamp
+from beancount_credits.engine.config import ConfigError, parse_config
 
 __plugins__ = ("expire",)
 

@@ -38,7 +38,7 @@ Every rule is on by default. Enable the plugin after the other two::
 
 It takes the same configuration dict as the other plugins (the account roots
 ``users``, ``income``, ``expenses``, ``adjustments``, ``breakage``,
-``opening``; see :mod:`beancount_credits.config`) plus the switches above; any
+``opening``; see :mod:`beancount_credits.engine.config`) plus the switches above; any
 other key is an error. A dict written for the other plugins works here too
 (their ``annotate`` and ``future_expiries`` are accepted and mean nothing to the
 policy), but theirs reject the policy's switches. For example::
@@ -66,15 +66,14 @@ from typing import Any
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits import loadstamp
-from beancount_credits.config import (
+from beancount_credits.engine import CreditsError, is_generated, loadstamp, meta_int
+from beancount_credits.engine.config import (
     ConfigError,
     CreditsConfig,
     literal_dict,
     parse_config,
     runs_expire_plugin,
 )
-from beancount_credits.engine import CreditsError, is_generated, meta_int
 
 __plugins__ = ("policy",)
 

@@ -2,7 +2,7 @@
 
 ``bean-credits close-day`` seals every day it closes (``custom "credits-seal"``: a
 SHA-256 over the day's written entries in a canonical form and the previous
-seal's digest; see :mod:`beancount_credits.seal` and ``docs/seals.md``). This
+seal's digest; see :mod:`beancount_credits.engine.seal` and ``docs/seals.md``). This
 plugin recomputes the chain at every load. If any entry of a sealed day was
 changed, added, removed or re-dated, or a seal was removed or edited, it reports
 one error at the first broken seal, naming the day and what differs::
@@ -27,10 +27,9 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import loadstamp
-from beancount_credits import seal as seals
-from beancount_credits.config import ConfigError, parse_config
-from beancount_credits.engine import CreditsError
+from beancount_credits.engine import CreditsError, loadstamp
+from beancount_credits.engine import seal as seals
+from beancount_credits.engine.config import ConfigError, parse_config
 
 __plugins__ = ("seal",)
 

@@ -3,7 +3,7 @@
 This plugin changes nothing: it returns the entries unchanged plus one error
 per malformed ``credits-*`` settings directive (``credits-low-balance``,
 ``credits-contact``, ``credits-topup-rule``, ``credits-topup-enable``,
-``credits-expiry-warnings``; see :mod:`beancount_credits.settings` for their
+``credits-expiry-warnings``; see :mod:`beancount_credits.engine.settings` for their
 syntax), so ``bean-check`` prints ``file:line: credits-contact 'alice': email:
 'x' is not an email address: ...``. A directive naming a user id that no
 wallet's ``open`` carries is an error too, and so is a user's ``email:`` (on
@@ -15,7 +15,7 @@ Enable it with::
     plugin "beancount_credits.plugins.settings"
 
 It takes the shared configuration dict (the account roots, see
-:mod:`beancount_credits.config`): the users root tells it where the wallets are.
+:mod:`beancount_credits.engine.config`): the users root tells it where the wallets are.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ from typing import Any
 
 from beancount.core import data
 
-from beancount_credits import loadstamp, settings
-from beancount_credits.config import ConfigError, parse_config
-from beancount_credits.engine import CreditsError
-from beancount_credits.ledger import index_users
+from beancount_credits.engine import CreditsError, loadstamp, settings
+from beancount_credits.engine.config import ConfigError, parse_config
+from beancount_credits.engine.users import index_users
 
 __plugins__ = ("check_settings",)
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits import provenance, seal_history, verify
+from beancount_credits.audit import git_history, provenance, seal_history, verify
 from beancount_credits.engine import is_generated
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell, Column, Filters, Table
@@ -61,13 +61,13 @@ def report(ledger: Ledger, filters: Filters) -> Table:
             for account, user in users.items()
             if filters.segment is None or user.segment == filters.segment
         }
-    blame = provenance.blame(ledger.options.get("include", [])) if ledger.options else {}
+    blame = git_history.blame(ledger.options.get("include", [])) if ledger.options else {}
 
     def written_by(entry: data.Directive) -> str:
         found = provenance.entry_provenance(entry, blame)
         if found is None:
             return ""
-        return "uncommitted" if found.last.sha == provenance.UNCOMMITTED.sha else found.last.author
+        return "uncommitted" if found.last.sha == git_history.UNCOMMITTED.sha else found.last.author
 
     rows: list[list[Cell]] = []
 
@@ -170,7 +170,7 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     return Table("Audit", COLUMNS, rows, filters, notes=audit_notes(blame, factor))
 
 
-def audit_notes(blame: provenance.BlameMap, factor: Decimal) -> list[str]:
+def audit_notes(blame: git_history.BlameMap, factor: Decimal) -> list[str]:
     notes = [f"unusual: a day's draw-down above {factor}x the user's median day"]
     if not blame:
         notes.append("written by: unavailable (the ledger is not in a git repository)")

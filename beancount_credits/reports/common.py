@@ -106,19 +106,27 @@ def check_range(ledger: Ledger, filters: Filters, view: Ledger | None = None) ->
     expiry the text does not record yet.
     """
     first, last = first_date(ledger), last_date(ledger)
+    if view is not None and last is not None:
+        last = max(last, last_date(view) or last)
+    check_span(first, last, filters, str(ledger.path))
+
+
+def check_span(
+    first: datetime.date | None, last: datetime.date | None, filters: Filters, where: str
+) -> None:
+    """ReportError when ``--from`` is after ``last`` or ``--to`` before ``first``
+    (the dates of the first and last transaction of what ``where`` names)."""
     if first is None or last is None:
         return
-    if view is not None:
-        last = max(last, last_date(view) or last)
     if filters.date_from is not None and filters.date_from > last:
         raise ReportError(
             f"empty range: --from {filters.date_from} is after the ledger's last transaction "
-            f"({last}) in {ledger.path}"
+            f"({last}) in {where}"
         )
     if filters.date_to is not None and filters.date_to < first:
         raise ReportError(
             f"empty range: --to {filters.date_to} is before the ledger's first transaction "
-            f"({first}) in {ledger.path}"
+            f"({first}) in {where}"
         )
 
 
@@ -130,7 +138,7 @@ def grants_as_of(ledger: Ledger, date: datetime.date | None) -> engine.EngineRes
 
     A report runs on the ledger as of its ``--to`` (:func:`reports.run`), whose
     grants these are; another day is asked of the same owner
-    (:mod:`beancount_credits.asof`).
+    (:mod:`beancount_credits.engine.asof`).
     """
     if date is None or date == ledger.day:
         return ledger.grants

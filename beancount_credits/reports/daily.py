@@ -27,6 +27,7 @@ from beancount.core import data
 
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common
+from beancount_credits.reports.index import index
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, Table
 
 ONE_DAY = datetime.timedelta(days=1)
@@ -42,12 +43,17 @@ COLUMNS = [
 
 
 def report(ledger: Ledger, filters: Filters) -> Table:
-    users = {user.account: user.user_id for user in common.selected_users(ledger, filters)}
+    selected = common.selected_users(ledger, filters)
+    users = {user.account: user.user_id for user in selected}
+    make = rows_from_log if keeps_balance_log(ledger) else daily_rows
+    if filters.user:
+        # One user: their own transactions (the wallet index keeps them), summed.
+        ledger = index(ledger).ledger_of(ledger, selected[0].account)
+        make = daily_rows
     first = filters.date_from or common.first_date(ledger)
     last = filters.date_to or common.last_date(ledger)
     rows: Iterator[list[Cell]] = iter(())
     if first is not None and last is not None:
-        make = rows_from_log if keeps_balance_log(ledger) else daily_rows
         rows = make(ledger, users, filters.commodity, first, last)
     return Table(
         "Daily balances",
@@ -70,7 +76,11 @@ def daily_rows(
     balances: dict[tuple[str, str], Decimal] = {}
     # Wallets in report order (user id, commodity), kept sorted as they appear.
     order: list[tuple[str, str, str]] = []
-    closed: dict[str, datetime.date] = {}
+    closed = {
+        user.account: user.close_date
+        for user in ledger.users.values()
+        if user.account in users and user.close_date is not None
+    }
     entries = ledger.entries
     index = 0
     day = first
@@ -79,9 +89,6 @@ def daily_rows(
         while index < len(entries) and entries[index].date <= day:
             entry = entries[index]
             index += 1
-            if isinstance(entry, data.Close) and entry.account in users:
-                closed[entry.account] = entry.date
-                continue
             if not isinstance(entry, data.Transaction):
                 continue
             for posting in entry.postings:

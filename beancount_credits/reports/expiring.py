@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
+from beancount_credits import engine
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common
 from beancount_credits.reports.table import Cell, Column, Filters, Table
@@ -31,20 +32,33 @@ COLUMNS = [
 ]
 
 
+def expiring_grants(
+    result: engine.EngineResult, as_of: datetime.date, days: int = DEFAULT_DAYS
+) -> list[engine.Grant]:
+    """The grants with credits left at the end of ``as_of`` that expire within ``days``
+    after it (``as_of`` < expires <= ``as_of`` + ``days``), soonest first."""
+    until = as_of + datetime.timedelta(days=days)
+    grants = [
+        grant
+        for grant in result.grants.values()
+        if grant.remaining > 0
+        and grant.expires is not None
+        and as_of < grant.expires <= until
+        and grant.date <= as_of
+    ]
+    grants.sort(key=lambda grant: (grant.expires, grant.account, grant.id))
+    return grants
+
+
 def report(ledger: Ledger, filters: Filters) -> Table:
     days = filters.days or DEFAULT_DAYS
     as_of = filters.date_to or common.last_date(ledger) or datetime.date.today()
-    until = as_of + datetime.timedelta(days=days)
     users = {user.account: user.user_id for user in common.selected_users(ledger, filters)}
-    result = common.grants_as_of(ledger, as_of)
     rows: list[list[Cell]] = []
-    for grant in result.grants.values():
-        if grant.account not in users or grant.remaining <= 0 or grant.expires is None:
+    for grant in expiring_grants(common.grants_as_of(ledger, as_of), as_of, days):
+        if grant.account not in users or not common.wants_commodity(filters, grant.currency):
             continue
-        if not as_of < grant.expires <= until or grant.date > as_of:
-            continue
-        if not common.wants_commodity(filters, grant.currency):
-            continue
+        assert grant.expires is not None
         rows.append(
             [
                 grant.expires,

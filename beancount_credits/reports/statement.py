@@ -6,7 +6,7 @@ and Cash when any line has them: the redemption's ``member:``, ``session:``,
 ``order:`` or first link, and ``cash:``; Pending when a redemption is still
 pending, flagged ``!``: it counts against the balance but shows apart from
 what is settled). The kind of a line
-follows from its counter-account (DESIGN.md): income is earned, expenses are
+follows from its counter-account (docs/design.md): income is earned, expenses are
 redeemed, breakage is expired; other counter-accounts (adjustments, transfers,
 openings) count as earned when positive and redeemed when negative. Reversals
 show as negative amounts in the column of what they undo.
@@ -21,8 +21,8 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits.config import CreditsConfig
 from beancount_credits.engine import EXPIRED_TAG
+from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 

@@ -35,6 +35,7 @@ class Filters:
     member: str | None = None  # an organisation's team member (redemptions' ``member:``)
     period: Literal["day", "week", "month"] | None = None  # usage, liability, top...
     days: int | None = None  # expiring: grants expiring within this many days
+    search: str | None = None  # users: a part of the user id (any case)
     sort: str | None = None  # a column name to sort the rows by
     desc: bool = False
 

@@ -44,8 +44,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from beancount_credits.accounts import user_account
 from beancount_credits.engine import Grant, add_period, consumption_order
+from beancount_credits.engine.accounts import user_account
 
 SEED = 20250901
 START = datetime.date(2025, 9, 1)

@@ -1,0 +1,5 @@
+"""``python -m beancount_credits.cli``: the bean-credits command line."""
+
+from beancount_credits.cli import main
+
+main()

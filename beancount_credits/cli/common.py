@@ -1,0 +1,171 @@
+"""What every ``bean-credits`` command shares: the group, argument types, loading, output."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from beancount_credits import __version__
+from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
+from beancount_credits.reports.table import Filters
+
+
+class DateType(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+DATE = DateType()
+LEDGER = click.argument(
+    "ledger", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="LEDGER"
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="bean-credits")
+def main() -> None:
+    """A ledger of user credits kept as plain Beancount text."""
+
+
+def echo_write(
+    ledger: Path,
+    written: Sequence[Path],
+    commit: str | None,
+    removed: Sequence[Path] = (),
+    removed_as: str = "removed {}",
+) -> None:
+    """What a write did: files written and removed (relative to the ledger's folder), the commit."""
+    root = ledger.resolve().parent
+    for path in written:
+        click.echo(f"  wrote {path.resolve().relative_to(root)}")
+    for path in removed:
+        click.echo("  " + removed_as.format(path.resolve().relative_to(root)))
+    if commit:
+        click.echo(f"  committed {commit[:12]}")
+
+
+def say_as_of(ledger: Ledger, day: datetime.date) -> None:
+    """On stderr, one line when ``day`` is past what the ledger's text records."""
+    notice = ledger.as_of(day).notice()
+    if notice is not None:
+        click.echo(notice, err=True)
+
+
+def load_or_fail(  # type: ignore[no-untyped-def]
+    path: Path, allow_errors: bool, cache: bool = True, for_write: bool = False
+):
+    """Load the ledger; its errors stop the command unless allowed."""
+    try:
+        loaded = load(path, cache=cache, for_write=for_write)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    if loaded.errors:
+        click.echo(format_errors(loaded.errors), err=True)
+        if not allow_errors:
+            raise click.ClickException(
+                f"{len(loaded.errors)} error(s) in {path}; fix them (bean-check lists them) "
+                "or pass --allow-errors"
+            )
+    return loaded
+
+
+class MomentType(click.ParamType):
+    """A date (that day at 00:00 UTC) or an ISO date and time (UTC unless it says)."""
+
+    name = "YYYY-MM-DD[THH:MM]"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, datetime.datetime):
+            return value
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date or a date and time", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def report_filters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The report filters as options, handed to ``command`` as one ``filters`` (Filters).
+
+    ``--to`` defaults to today: the edge of the system decides what "now" is,
+    the engine never does. ``--from`` after ``--to`` is a usage error.
+    """
+
+    @functools.wraps(command)
+    def with_filters(
+        *args: Any,
+        user: str | None,
+        segment: str | None,
+        commodity: str | None,
+        date_from: datetime.date | None,
+        date_to: datetime.date | None,
+        factor: float | None,
+        member: str | None,
+        period: str | None,
+        days: int | None,
+        search: str | None,
+        sort_field: str | None,
+        desc: bool,
+        **kwargs: Any,
+    ) -> Any:
+        date_to = date_to or datetime.date.today()
+        if date_from is not None and date_from > date_to:
+            raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+        filters = Filters(
+            user=user,
+            segment=segment,
+            commodity=commodity,
+            date_from=date_from,
+            date_to=date_to,
+            factor=None if factor is None else Decimal(str(factor)),
+            member=member,
+            period=period,  # type: ignore[arg-type]
+            days=days,
+            search=search,
+            sort=sort_field,
+            desc=desc,
+        )
+        return command(*args, filters=filters, **kwargs)
+
+    options = [
+        click.option("--user", "user", metavar="USER_ID", help="Only this user (by user_id)."),
+        click.option("--segment", help="Only users of this segment."),
+        click.option("--commodity", help="Only this credit type (e.g. CREDIT, SESSION)."),
+        click.option("--from", "date_from", type=DATE, help="From this date (inclusive)."),
+        click.option(
+            "--to", "date_to", type=DATE, help="Through this date (inclusive); default: today."
+        ),
+        click.option(
+            "--factor",
+            type=click.FloatRange(min=1),
+            help="audit: flag a day's draw-down above FACTOR x the user's median day (default 5).",
+        ),
+        click.option("--member", metavar="MEMBER", help="Only this team member's transactions."),
+        click.option(
+            "--period", type=click.Choice(["day", "week", "month"]), help="Default: month."
+        ),
+        click.option(
+            "--days", type=click.IntRange(min=1), help="expiring: within this many days (30)."
+        ),
+        click.option(
+            "--search", metavar="TEXT", help="users: user ids containing TEXT (any case)."
+        ),
+        click.option("--sort", "sort_field", metavar="FIELD", help="Sort the rows by this column."),
+        click.option("--desc", is_flag=True, help="Sort in descending order."),
+    ]
+    for option in reversed(options):
+        with_filters = option(with_filters)
+    return with_filters

@@ -1,0 +1,481 @@
+"""The pass of the grant engine: credit blocks, draw-downs, expiries and reversals.
+
+Pure functions over Beancount entries (entries in, entries and errors out); the
+plugin :mod:`beancount_credits.plugins.expire` is a thin wrapper around
+:func:`run`, and :mod:`beancount_credits.engine.asof` runs it for the tools: the
+ledger as of a day is the engine booked through that day (running it over its
+own output adds nothing: generated expiries are recognised as recorded ones).
+Entries it makes carry the generated mark (:data:`GENERATED_KEY`).
+
+The rules (docs/design.md, "The grant engine"):
+
+- every positive posting to a user wallet is a grant (a credit block) with an
+  id, amount, date, expiry, priority and unit cost;
+- every negative posting draws down the wallet's open grants of the same
+  commodity in :func:`consumption_order`;
+- a grant expires at the start of its expiry date: an ``#expired`` transaction
+  moves its remainder to the breakage account and sorts before that day's other
+  transactions;
+- a draw-down beyond the available credits plus the wallet's ``credit_limit``
+  is an error; within the limit the balance goes negative and the next grant
+  repays it first;
+- ``reverses:`` undoes a redemption (restoring the grants it consumed, expired
+  ones straight to breakage) or a grant (removing what is left of it);
+- closing a wallet forfeits its remaining grants to breakage on the close date.
+
+One pass in date order: each draw-down costs O(log g) in the wallet's open
+grants g, never O(total grants). Three parts of it live in their own modules,
+as functions over the pass's state (:class:`Pass`):
+:mod:`beancount_credits.engine.grants` (a grant posting's credit block and its
+terms), :mod:`beancount_credits.engine.expiries` (due grants to breakage,
+recorded expiries checked, :func:`~beancount_credits.engine.expiries.book_through`)
+and :mod:`beancount_credits.engine.reversals`; this module keeps the state, the
+directives' dispatch, draw-downs and :func:`run`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from beancount.core import amount as amount_lib
+from beancount.core import data
+
+from beancount_credits.engine import expiries, grants, reversals
+from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation
+from beancount_credits.engine.config import CreditsConfig
+from beancount_credits.engine.metadata import (
+    SourcePolicy,
+    expiry_txn_id,
+    is_expiry_record,
+    is_generated,
+    meta_amount,
+    meta_decimal,
+    meta_int,
+    parse_period,
+    txn_id_of,
+)
+from beancount_credits.engine.model import (
+    CARRIED_TAG,
+    EXPIRED_TAG,
+    LAST_LINE,
+    NEVER,
+    ZERO,
+    ChangedRecord,
+    Consumption,
+    CreditsError,
+    DrawDown,
+    EngineResult,
+    Expiry,
+    Grant,
+    Wallet,
+    consumption_order,
+    index_by_txn,
+)
+
+# --- The pass ---------------------------------------------------------------
+
+
+class Pass:
+    """State of one pass over the entries; use :func:`run`."""
+
+    def __init__(
+        self,
+        config: CreditsConfig,
+        recorded: dict[str, data.Transaction],
+        keep: set[str] | None = None,
+    ):
+        self.config = config
+        # Draw-down records are kept for every txn_id (None) or only for these
+        # (the ones reversals name): records nobody reads are garbage the
+        # collector would otherwise walk again and again on a large ledger.
+        self.keep = keep
+        self.recorded = recorded
+        self.used_records: set[str] = set()
+        self.errors: list[CreditsError] = []
+        self.grants: dict[str, Grant] = {}
+        self.drawdowns: list[DrawDown] = []
+        self.expiries: list[Expiry] = []
+        self.wallets: dict[tuple[str, str], Wallet] = {}
+        self.users: dict[str, data.Open] = {}
+        self.policies: dict[str, SourcePolicy] = {}
+        self.policy_cache: dict[str, SourcePolicy] = {}
+        self.limits: dict[str, tuple[Decimal, str | None]] = {}
+        # By txn_id, for reversals: one record, or a list when a transaction
+        # has several (most have one; no list per transaction keeps the
+        # garbage collector's work down on large ledgers).
+        self.grants_by_txn: dict[str, Grant | list[Grant]] = {}
+        self.drawdowns_by_txn: dict[str, DrawDown | list[DrawDown]] = {}
+        self.seen_txn_ids: dict[str, data.Meta] = {}
+        self.changed_records: list[ChangedRecord] = []
+        self.due: list[tuple[datetime.date, int, Grant]] = []
+        self.seq = 0
+        self.out: list[data.Directive] = []
+        # Expiries a transaction causes (a reversal restoring expired credits)
+        # follow it, so a statement shows the credits back before they expire.
+        self.after: list[data.Directive] = []
+        # Restored credits of expired grants, summed per grant over a transaction.
+        self.restored_expired: dict[Grant, Decimal] = {}
+        self.role_cache: dict[str, bool] = {}
+        # The last day of the archived period when the ledger starts with
+        # grants carried forward by a period close.
+        self.closed_through: datetime.date | None = None
+
+    # -- helpers
+
+    def error(self, meta: data.Meta, message: str, entry: data.Directive | None) -> None:
+        self.errors.append(CreditsError(meta, message, entry))
+
+    def unknown(self) -> str:
+        """How to call a txn_id the pass has not seen (it may be in an archived period)."""
+        if self.closed_through is None:
+            return "unknown"
+        return (
+            f"unknown in the active period (if it is in the period closed through "
+            f"{self.closed_through}, it cannot be reversed after the close: book an "
+            "adjustment instead)"
+        )
+
+    def is_user(self, account: str) -> bool:
+        role = self.role_cache.get(account)
+        if role is None:
+            role = self.role_cache[account] = self.config.is_user_account(account)
+        return role
+
+    def user_label(self, account: str) -> str:
+        open_entry = self.users.get(account)
+        if open_entry is not None and open_entry.meta.get("user_id") is not None:
+            return str(open_entry.meta["user_id"])
+        return account
+
+    def wallet(self, account: str, currency: str) -> Wallet:
+        key = (account, currency)
+        wallet = self.wallets.get(key)
+        if wallet is None:
+            limit, limit_currency = self.limits.get(account, (ZERO, None))
+            if limit_currency is not None and limit_currency != currency:
+                limit = ZERO
+            wallet = self.wallets[key] = Wallet(account, currency, limit)
+        return wallet
+
+    def policy(self, account: str | None) -> SourcePolicy:
+        """The source policy of an account, inherited from its nearest declaring parent."""
+        if account is None:
+            return SourcePolicy(None, None, None)
+        cached = self.policy_cache.get(account)
+        if cached is not None:
+            return cached
+        policy = self.policies.get(account)
+        if policy is None:
+            parent = account.rpartition(":")[0]
+            policy = self.policy(parent) if parent else SourcePolicy(None, None, None)
+        self.policy_cache[account] = policy
+        return policy
+
+    def push(self, wallet: Wallet, grant: Grant) -> None:
+        if not grant.queued and grant.remaining > 0:
+            self.seq += 1
+            heapq.heappush(wallet.heap, (grant.sort_key, self.seq, grant))
+            grant.queued = True
+
+    # -- directives
+
+    def open(self, entry: data.Open) -> None:
+        meta = entry.meta or {}
+        if self.is_user(entry.account):
+            self.users[entry.account] = entry
+            limit = meta.get("credit_limit")
+            if limit is not None:
+                try:
+                    if isinstance(limit, amount_lib.Amount):
+                        self.limits[entry.account] = (limit.number, limit.currency)
+                    else:
+                        self.limits[entry.account] = (meta_decimal(limit), None)
+                    if self.limits[entry.account][0] < 0:
+                        raise ValueError("it is negative")
+                except (ValueError, ArithmeticError) as exc:
+                    self.limits.pop(entry.account, None)
+                    self.error(
+                        entry.meta,
+                        f"credit_limit {limit!r} of {entry.account} is not a non-negative "
+                        f"number: {exc}",
+                        entry,
+                    )
+            return
+        fields = {}
+        for key, parse in (
+            ("expire_after", parse_period),
+            ("priority", meta_int),
+            ("unit_cost", meta_amount),
+        ):
+            value = meta.get(key)
+            if value is None:
+                fields[key] = None
+                continue
+            try:
+                fields[key] = parse(value)
+            except (ValueError, ArithmeticError) as exc:
+                fields[key] = None
+                self.error(entry.meta, f"{key} of {entry.account}: {exc}", entry)
+        if any(value is not None for value in fields.values()):
+            self.policies[entry.account] = SourcePolicy(**fields)
+            self.policy_cache.clear()
+
+    def close(self, entry: data.Close) -> None:
+        """Forfeit a closed wallet's remaining grants (lost credits are breakage)."""
+        if not self.is_user(entry.account):
+            return
+        for (account, _currency), wallet in self.wallets.items():
+            if account != entry.account:
+                continue
+            for _key, _seq, grant in sorted(wallet.heap):
+                if grant.remaining > 0:
+                    expiries.expire(self, grant, entry.date, LAST_LINE, None, forfeited=True)
+
+    def transaction(self, entry: data.Transaction) -> data.Transaction:
+        txn_id = txn_id_of(entry)
+        if txn_id is not None:
+            first = self.seen_txn_ids.get(txn_id)
+            if first is not None:
+                self.error(
+                    entry.meta,
+                    f"Duplicate txn_id {txn_id!r} (first used at "
+                    f"{first.get('filename')}:{first.get('lineno')}); "
+                    "txn_id is the idempotency key and must be unique",
+                    entry,
+                )
+            else:
+                self.seen_txn_ids[txn_id] = entry.meta
+        if CARRIED_TAG in entry.tags:
+            # Any carry-forward, a zero line included, marks a closed period behind.
+            self.closed_through = entry.date
+
+        reverses = entry.meta.get("reverses") if entry.meta else None
+        new_postings: list[data.Posting] | None = None
+        grant_ids: dict[int, str] | None = None
+        is_user = self.is_user
+        wallets = self.wallets
+        for index, posting in enumerate(entry.postings):
+            if not is_user(posting.account):
+                continue
+            units = posting.units
+            if units is None or not isinstance(units.number, Decimal) or units.number == 0:
+                continue
+            wallet = wallets.get((posting.account, units.currency)) or self.wallet(
+                posting.account, units.currency
+            )
+            annotation: dict[str, Any] | None = None
+            if reverses is not None:
+                annotation = reversals.reversal(self, entry, posting, wallet, str(reverses), txn_id)
+            elif units.number > 0:
+                if grant_ids is None:
+                    grant_ids = grants.grant_ids(self, entry, txn_id)
+                source = next((p.account for p in entry.postings if not is_user(p.account)), None)
+                grant = grants.grant(self, entry, posting, wallet, grant_ids[index], txn_id, source)
+                annotation = grant_annotation(grant)
+            else:
+                drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
+                annotation = drawdown_annotation(drawdown)
+            if annotation and self.config.annotate:
+                if posting.meta is not None:
+                    # Like Beancount's own plugins, write into the posting's
+                    # metadata: copying entries is most of the engine's cost.
+                    posting.meta.update(annotation)
+                    continue
+                if new_postings is None:
+                    new_postings = list(entry.postings)
+                new_postings[index] = data.Posting(
+                    posting.account, units, posting.cost, posting.price, posting.flag, annotation
+                )
+        if self.restored_expired:
+            lineno = entry.meta.get("lineno", LAST_LINE)
+            for grant, portion in self.restored_expired.items():
+                grant.remaining += portion
+                expiries.expire(
+                    self, grant, entry.date, lineno, txn_id or "reversal", amount=portion
+                )
+            self.restored_expired.clear()
+        if new_postings is not None:
+            return data.Transaction(
+                entry.meta,
+                entry.date,
+                entry.flag,
+                entry.payee,
+                entry.narration,
+                entry.tags,
+                entry.links,
+                new_postings,
+            )
+        return entry
+
+    # -- draw-downs
+
+    def take(self, wallet: Wallet, grant: Grant, amount: Decimal) -> None:
+        grant.remaining -= amount
+        grant.consumed += amount
+        wallet.available -= amount
+
+    def draw(
+        self,
+        entry: data.Transaction,
+        posting: data.Posting,
+        wallet: Wallet,
+        asked: Decimal,
+        txn_id: str | None,
+    ) -> DrawDown:
+        available = wallet.available + wallet.limit - wallet.debt
+        if asked > available:
+            self.error(
+                entry.meta,
+                f"Draw-down of {asked} {wallet.currency} by user "
+                f"{self.user_label(wallet.account)!r} on {entry.date} exceeds the "
+                f"{max(available, ZERO)} {wallet.currency} available "
+                f"(balance {wallet.balance}, credit limit {wallet.limit})",
+                entry,
+            )
+        parts: list[Consumption] = []
+        left = asked
+        heap = wallet.heap
+        while left > 0 and heap:
+            grant = heap[0][2]
+            if grant.remaining <= 0:
+                heapq.heappop(heap)
+                grant.queued = False
+                continue
+            part = min(left, grant.remaining)
+            self.take(wallet, grant, part)
+            parts.append(Consumption(grant, part))
+            left -= part
+            if grant.remaining <= 0:
+                heapq.heappop(heap)
+                grant.queued = False
+        if left > 0:
+            wallet.debt += left
+            parts.append(Consumption(None, left))
+        drawdown = DrawDown(txn_id, wallet.account, wallet.currency, entry.date, asked, parts)
+        if self.keep is None:
+            self.drawdowns.append(drawdown)
+        if txn_id is not None and (self.keep is None or txn_id in self.keep):
+            index_by_txn(self.drawdowns_by_txn, txn_id, drawdown)
+        return drawdown
+
+
+class Scan(NamedTuple):
+    recorded: dict[str, data.Transaction]  # expiries in the input, by Transaction ID
+    errors: list[CreditsError]
+    horizon: datetime.date | None  # last written transaction or balance
+    reversed_ids: set[str]  # txn_ids that reversals name
+
+
+def scan(entries: Iterable[data.Directive]) -> Scan:
+    """What the pass needs to know before it starts.
+
+    The horizon is the date of the last transaction or balance assertion that
+    was written in the text: the day the ledger has been kept up to.
+    """
+    recorded: dict[str, data.Transaction] = {}
+    errors: list[CreditsError] = []
+    horizon: datetime.date | None = None
+    reversed_ids: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, data.Transaction):
+            reverses = entry.meta.get("reverses")
+            if reverses is not None:
+                reversed_ids.add(str(reverses))
+            if is_expiry_record(entry):
+                key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
+                if key in recorded:
+                    errors.append(
+                        CreditsError(entry.meta, f"Expiry {key!r} is recorded twice", entry)
+                    )
+                    continue
+                recorded[key] = entry
+        elif not isinstance(entry, data.Balance):
+            continue
+        if not is_generated(entry) and (horizon is None or entry.date > horizon):
+            horizon = entry.date
+    return Scan(recorded, errors, horizon, reversed_ids)
+
+
+def run(
+    entries: list[data.Directive],
+    config: CreditsConfig | None = None,
+    through: datetime.date | None = None,
+    record: bool = True,
+) -> EngineResult:
+    """Run the grant engine over date-sorted entries.
+
+    Expiries are booked up to the ledger's horizon (its last written
+    transaction or balance; a later expiry has not happened yet), or up to
+    ``through`` if that is later, or all of them with ``future_expiries``.
+
+    Returns the entries with generated expiries added (sorted the way Beancount
+    sorts them) and draw-downs annotated, the errors, and the grant ledger.
+    With ``record=False`` (the plugin) only the draw-downs that reversals name
+    are kept, and ``EngineResult.drawdowns`` is empty.
+    """
+    config = config or CreditsConfig()
+    recorded, errors, horizon, reversed_ids = scan(entries)
+    if config.future_expiries:
+        horizon = NEVER
+    elif through is not None and (horizon is None or through > horizon):
+        horizon = through
+    state = Pass(config, recorded, None if record else reversed_ids)
+    state.errors.extend(errors)
+    out = state.out
+    current: datetime.date | None = None
+    for entry in entries:
+        if entry.date != current:
+            current = entry.date
+            if horizon is not None:
+                expiries.flush(state, min(current, horizon))
+        if isinstance(entry, data.Transaction):
+            if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
+                # Recorded expiries are applied when their grant comes due.
+                out.append(entry)
+                continue
+            out.append(state.transaction(entry))
+            if state.after:
+                out.extend(state.after)
+                state.after.clear()
+        elif isinstance(entry, data.Open):
+            state.open(entry)
+            out.append(entry)
+        elif isinstance(entry, data.Close):
+            out.append(entry)
+            state.close(entry)
+        else:
+            out.append(entry)
+    if horizon is not None:
+        expiries.flush(state, horizon)
+    expiries.check_unused_records(state)
+    out.sort(key=data.entry_sortkey)
+    return EngineResult(
+        entries=out,
+        errors=state.errors,
+        grants=state.grants,
+        drawdowns=state.drawdowns,
+        expiries=state.expiries,
+        wallets=state.wallets,
+        users=state.users,
+        changed_records=state.changed_records,
+    )
+
+
+def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Grant]:
+    """Grants with credits left at the end of the pass, in consumption order."""
+    for wallet in result.wallets.values():
+        if account is not None and wallet.account != account:
+            continue
+        yield from sorted(
+            (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
+            key=consumption_order,
+        )
+
+
+def horizon(entries: Iterable[data.Directive]) -> datetime.date | None:
+    """The last day the text records: its last written transaction or balance assertion."""
+    return scan(entries).horizon
