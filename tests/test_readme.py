@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, git
 
-ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 SERVERS = (("bean-credits", "serve"), ("bean-credits", "service"), ("fava",))
@@ -173,19 +173,13 @@ def workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     shutil.copytree(ROOT / "ledgers", root / "ledgers", ignore=ignore)
     shutil.copytree(ROOT / "queries", root / "queries")
     (root / ".venv").symlink_to(Path(sys.prefix))
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Newcomer",
-        "GIT_AUTHOR_EMAIL": "newcomer@example.com",
-        "GIT_COMMITTER_NAME": "Newcomer",
-        "GIT_COMMITTER_EMAIL": "newcomer@example.com",
-    }
     # A newcomer's shell has no channel configured: notify must not reach out.
-    for name in list(env):
-        if name.startswith("BEAN_CREDITS_"):
-            del env[name]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "Clone"]):
-        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith("BEAN_CREDITS_")
+    }
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "Clone")
     return root, env
 
 
