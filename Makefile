@@ -27,11 +27,14 @@ demo: $(VENV)/.installed
 ## Lint and the whole test suite. The browser test drives Debian's chromium
 ## (installed here if missing; Playwright never downloads a browser); the Spark
 ## tests run pyspark in local mode on Debian's Java (installed here if missing).
+## Installing them runs apt-get, which needs root (or install both beforehand:
+## sudo apt-get install --no-install-recommends chromium fonts-liberation default-jre-headless).
+## fonts-liberation is chromium's recommended font, which --no-install-recommends leaves out.
 test: $(VENV)/.installed lint chromium java
 	$(BIN)/python -m pytest -q
 
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium fonts-liberation)
 
 java:
 	command -v java >/dev/null || (apt-get update && apt-get install -y --no-install-recommends default-jre-headless)

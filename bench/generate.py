@@ -44,7 +44,7 @@ PLUGINS = (
 )
 PLAIN = 'include "body.beancount"\n'
 
-# Grant sources: account, expire_after, priority (DESIGN.md's defaults).
+# Grant sources: account, expire_after, priority (docs/design.md's defaults).
 SOURCES: dict[str, tuple[str, tuple[int, str], int]] = {
     "purchase": ("Income:Credits:Purchase", (12, "m"), 50),
     "promotion": ("Income:Credits:Promotion", (30, "d"), 50),
