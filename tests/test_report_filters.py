@@ -82,3 +82,13 @@ def test_sort_puts_empty_cells_last() -> None:
     assert result.exit_code == 0, result.output
     # The only change (-15 on 02-05) first, then the quiet days.
     assert [row[0] for row in rows(result.output)] == ["2024-02-05", "2024-02-04", "2024-02-06"]
+
+
+def test_help_names_every_report() -> None:
+    from beancount_credits.reports import REPORTS as registry
+
+    result = invoke(["--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    listed = text.split("Reports: ", 1)[1].split(" (docs/reports.md)")[0].split(", ")
+    assert sorted(listed) == sorted(registry)

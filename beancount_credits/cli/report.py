@@ -24,7 +24,7 @@ from beancount_credits.reports import run as run_report
 from beancount_credits.reports.render import render_text
 
 
-@main.command()
+@main.command(epilog="Reports: " + ", ".join(sorted(REPORTS)) + " (docs/reports.md).")
 @click.argument("name", metavar="NAME")
 @LEDGER
 @report_filters
@@ -74,8 +74,8 @@ def report(
 ) -> None:
     """Print report NAME of LEDGER.
 
-    Reports: audit, balances, daily, expiring, statement, usage (README,
-    "Reports"). --sort takes a column name as the report prints it.
+    NAME is one of the reports listed below. --sort takes a column name as
+    the report prints it.
 
     The audit report runs on a ledger with errors too: finding edits of
     recorded history, which make bean-check fail, is part of its job.

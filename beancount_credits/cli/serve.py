@@ -36,7 +36,7 @@ def serve(
     """Open LEDGER in Fava with the Credit Balance History page.
 
     It answers only requests whose Host is a loopback name, --host or an
-    --allow-host name, and sends a Content-Security-Policy (README, "Security").
+    --allow-host name, and sends a Content-Security-Policy (docs/security.md).
     """
     from beancount_credits.fava import server
 

@@ -3,7 +3,7 @@
 One event per row. Every event has ``type``, ``id`` (it becomes the entry's
 ``txn_id``) and ``timestamp`` (ISO 8601; UTC unless it carries an offset; its
 ledger date is the UTC day, or the day in the configured time zone). The other
-fields depend on the type; :data:`FIELDS` is the table the README documents.
+fields depend on the type; :data:`FIELDS` is the table docs/importing.md documents.
 
 Reading is pure and total: :func:`read_rows` never raises on bad content, and
 :func:`parse_event` returns an event or the list of everything wrong with the

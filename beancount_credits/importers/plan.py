@@ -7,7 +7,7 @@ built from parsed or loaded entries) and a batch of rows, and returns the
 redemption settled or cancelled, a grant's expiry moved), the events already
 imported (by ``txn_id``) and every problem found, by row. It does no I/O.
 
-What the rows become (the README's event table has the fields):
+What the rows become (docs/importing.md has the fields):
 
 - ``user``: a new user's wallet ``open`` (``user_id``, ``segment``, ``email``,
   ``credit_limit``); for a known user, the changed fields as ``custom
