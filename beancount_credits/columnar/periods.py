@@ -34,14 +34,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from beancount import loader
 from beancount.core import data
 from beancount.parser import booking
 
 from beancount_credits import engine
 from beancount_credits.engine import seal
 from beancount_credits.jobs import close_period as periods
-from beancount_credits.ledger import Ledger, find_config, format_errors, incremental, index_users
+from beancount_credits.ledger import (
+    Ledger,
+    find_config,
+    format_errors,
+    incremental,
+    index_users,
+    pipeline,
+)
 
 ONE_DAY = datetime.timedelta(days=1)
 _ARCHIVE_NAME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})--(\d{4}-\d{2}-\d{2})$")
@@ -190,7 +196,7 @@ class Chart:
 def parse_chart(main: Path) -> Chart:
     """Parse the active ledger and keep what a close leaves in place (no dated activity)."""
     with incremental.paused_gc():
-        entries, errors, options = loader._parse_recursive([(str(main.resolve()), True)], None)
+        entries, errors, options = pipeline.parse_tree([main.resolve()])
     if errors:
         raise PeriodError(f"{len(errors)} error(s) parsing {main}:\n{format_errors(errors)}")
     # Seal and amendment records belong to the days they seal, like the activity.
@@ -206,11 +212,11 @@ def load_closed(period: Period, chart: Chart) -> Ledger:
     """A closed period as Beancount loads it: its archive on the chart of accounts."""
     assert period.archive is not None
     index = period.archive / periods.INDEX_NAME
-    sources = [(str(path), True) for path in archive_files(period) if path != index]
+    sources = [path for path in archive_files(period) if path != index]
     with incremental.paused_gc():
-        archived, errors, _options = loader._parse_recursive(sources, None)
+        archived, errors, _options = pipeline.parse_tree(sources)
         options = copy.deepcopy(chart.options)
-        options["include"] = [source for source, _ in sources]
+        options["include"] = [str(source) for source in sources]
         entries = [*chart.entries, *archived]
         entries.sort(key=data.entry_sortkey)
         booked, booking_errors = booking.book(entries, options)

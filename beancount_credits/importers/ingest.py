@@ -36,8 +36,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from beancount import loader
-
 from beancount_credits.audit.amend import AmendError
 from beancount_credits.importers import plan as planning
 from beancount_credits.importers import sealing
@@ -52,7 +50,7 @@ from beancount_credits.importers.events import (
     rows_of,
 )
 from beancount_credits.importers.index import LedgerIndex
-from beancount_credits.ledger import find_config, incremental, write
+from beancount_credits.ledger import find_config, incremental, pipeline, write
 from beancount_credits.ledger.render import quote, render
 from beancount_credits.ledger.text import read_text, split_lines
 from beancount_credits.reports.table import format_cell
@@ -174,7 +172,7 @@ def describe(source: str, line: int, problem: Problem, plan: planning.Plan) -> s
 
 def parse_ledger(main: Path) -> tuple[list, dict]:
     """The ledger's directives as parsed (includes followed), and its options."""
-    entries, errors, options = loader._parse_recursive([(str(main.resolve()), True)], None)
+    entries, errors, options = pipeline.parse_tree([main.resolve()])
     if errors:
         lines = []
         for error in errors[:20]:

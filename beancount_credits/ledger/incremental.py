@@ -49,6 +49,7 @@ from beancount.parser import booking, parser
 from beancount.utils import misc_utils
 
 from beancount_credits.engine.collector import paused_gc
+from beancount_credits.ledger import pipeline
 
 # Lines that would change the files, the options or the plugins of the ledger.
 _STRUCTURE_RE = re.compile(r"^[ \t]*(include|option|plugin)\b", re.MULTILINE)
@@ -109,9 +110,7 @@ def _load(
 ) -> tuple[list[data.Directive], list, dict[str, Any], Prepared]:
     """The steps of ``loader._load``; ``log_timings`` gets its timing lines (bench/profile_load)."""
     with misc_utils.log_time("parse", log_timings, indent=1):
-        entries, early_errors, options = loader._parse_recursive(
-            [(str(main), True)], log_timings, None
-        )
+        entries, early_errors, options = pipeline.parse_tree([main], log_timings)
         stats = {name: stat_key(name) for name in options["include"] if os.path.exists(name)}
         file_rank: dict[str, int] = {}
         for entry in entries:

@@ -22,7 +22,7 @@ from beancount_credits import engine
 from beancount_credits.engine import asof
 from beancount_credits.engine.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 from beancount_credits.engine.users import User, index_users
-from beancount_credits.ledger import incremental, write
+from beancount_credits.ledger import incremental, pipeline, write
 
 
 class LedgerError(Exception):
@@ -127,9 +127,7 @@ def load(path: str | Path, cache: bool = True, for_write: bool = False) -> Ledge
             if cache:
                 entries, errors, options = loader.load_file(str(path))
             else:
-                entries, errors, options = loader._uncached_load_file(
-                    str(path.resolve()), None, None, None
-                )
+                entries, errors, options = pipeline.load_uncached(path.resolve())
     config = find_config(options)
     return Ledger(
         path=path,

@@ -50,10 +50,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from beancount import loader
 from beancount.core import data
 
-from beancount_credits.ledger import git, incremental
+from beancount_credits.ledger import git, incremental, pipeline
 from beancount_credits.ledger.render import WriteError, render
 from beancount_credits.ledger.render import quote as quote  # re-exported for hand-built text
 from beancount_credits.ledger.text import read_text
@@ -183,7 +182,7 @@ def staged_check(main: Path, files: Sequence[Path], changes: Sequence[FileChange
     with staging(main, files, changes) as (staged_main, staging_dir, root):
         # Beancount's own loader, minus its pickle cache: a cache of a staging
         # copy would be thrown away, and dumping it costs seconds on a large ledger.
-        _entries, errors, _options = loader._uncached_load_file(str(staged_main), None, None, None)
+        _entries, errors, _options = pipeline.load_uncached(staged_main)
         return error_messages(errors, (staging_dir, root))
 
 
@@ -196,7 +195,7 @@ def staged_load(
     writer can plan further edits of them from this load.
     """
     with staging(main, files, changes) as (staged_main, staging_dir, root):
-        entries, errors, options = loader._uncached_load_file(str(staged_main), None, None, None)
+        entries, errors, options = pipeline.load_uncached(staged_main)
 
     def real(name: object) -> object:
         if isinstance(name, str) and name.startswith(staging_dir):
