@@ -77,6 +77,12 @@ class AsOf:
 
     def notice(self) -> str | None:
         """One line when ``day`` is past what the text records, else None."""
+        return self._notice
+
+    @functools.cached_property
+    def _notice(self) -> str | None:
+        # Once per day's state: a page asks it on every request, and past a
+        # long-ago horizon the expiries to count are many.
         if self.horizon is None or self.day <= self.horizon:
             return None
         unwritten = [entry for entry in self.pending if entry.date > self.horizon]

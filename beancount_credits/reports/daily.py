@@ -46,8 +46,9 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     selected = common.selected_users(ledger, filters)
     users = {user.account: user.user_id for user in selected}
     make = rows_from_log if keeps_balance_log(ledger) else daily_rows
-    if filters.user:
-        # One user: their own transactions (the wallet index keeps them), summed.
+    if filters.user and filters.date_to is not None:
+        # One user: their own transactions (the wallet index keeps them, every
+        # expiry to come booked: cut at --to they are the ledger's), summed.
         ledger = index(ledger).ledger_of(ledger, selected[0].account)
         make = daily_rows
     first = filters.date_from or common.first_date(ledger)

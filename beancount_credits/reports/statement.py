@@ -188,6 +188,12 @@ def report(ledger: Ledger, filters: Filters) -> Table:
     if not filters.user:
         raise ReportError("the statement report needs --user USER_ID")
     user = ledger.user(filters.user)
+    if filters.date_to is not None:
+        from beancount_credits.reports.index import index  # it reads classify from here
+
+        # The wallet's own transactions (the wallet index keeps them, every
+        # expiry to come booked): cut at --to they are the ledger's as of --to.
+        ledger = index(ledger).ledger_of(ledger, user.account)
     lines = list(statement_lines(ledger, user.account, filters))
     if filters.member is not None:
         lines = [line for line in lines if extras(line).get("member") == filters.member]
