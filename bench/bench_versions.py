@@ -8,8 +8,12 @@ measurement is a fresh child process whose working folder is that version's
 folder: ``python -c`` puts the working folder first on ``sys.path``, before
 the editable install, so ``import beancount_credits`` takes that version (the
 child prints the file it imported, and the bench checks it). Runs alternate
-base, head, base, head ... so a noisy machine slows both alike; figures are
+base, head, head, base ... so a noisy machine slows both alike; figures are
 CPU seconds (user + system of the child, ``os.wait4``) with wall time beside.
+
+Each command runs for base and head back to back (the first of the pair
+alternating by run); the table gives the ratio of the medians and the median
+of the per-run ratios with their spread.
 
 Measured on the bench ledger (``bench/generate.py``, made if missing):
 
@@ -131,33 +135,42 @@ def main() -> None:
     cpu: dict[tuple[str, str], list[float]] = {}
     wall: dict[tuple[str, str], list[float]] = {}
     checks = ["plain", "plugins", "logged-plain", "logged-plugins"]
+    commands = (
+        [] if "check" in skip else [(name, CHECK, out / f"{name}.beancount") for name in checks]
+    )
+    if "fava" not in skip:
+        commands.append(("fava load", FAVA_LOAD, extended))
     for run in range(1, args.runs + 1):
-        for version, folder in versions.items():
-            if "check" not in skip:
-                for name in checks:
-                    spent, elapsed, _output = run_child(
-                        CHECK, folder, str(out / f"{name}.beancount")
-                    )
-                    cpu.setdefault((name, version), []).append(spent)
-                    wall.setdefault((name, version), []).append(elapsed)
-            if "fava" not in skip:
-                spent, elapsed, _output = run_child(FAVA_LOAD, folder, str(extended))
-                cpu.setdefault(("fava load", version), []).append(spent)
-                wall.setdefault(("fava load", version), []).append(elapsed)
-            print(f"run {run} {version} done", file=sys.stderr, flush=True)
+        # Each command's two versions back to back (the pair sees the same
+        # load on a shared machine), the first of the pair alternating by run.
+        order = list(versions.items()) if run % 2 else list(versions.items())[::-1]
+        for name, script, ledger in commands:
+            for version, folder in order:
+                spent, elapsed, _output = run_child(script, folder, str(ledger))
+                cpu.setdefault((name, version), []).append(spent)
+                wall.setdefault((name, version), []).append(elapsed)
+        print(f"run {run} done", file=sys.stderr, flush=True)
 
     print(
         f"\nLedger: bench/out/{args.transactions} ({args.transactions} transactions, "
         f"{args.users} users, seed {args.seed}); base {args.base} "
         f"({versions['base'].name}), head = working tree; {args.runs} interleaved runs"
     )
-    print("\n| command | base CPU (median) | head CPU (median) | head / base | wall base / head |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "\n| command | base CPU (median) | head CPU (median) | head / base "
+        "| median of per-run ratios (spread) | wall base / head |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     names = [name for name, version in cpu if version == "base"]
     for name in dict.fromkeys(names):
         base, head = median(cpu[name, "base"]), median(cpu[name, "head"])
         walls = f"{median(wall[name, 'base']):.2f} / {median(wall[name, 'head']):.2f} s"
-        print(f"| {name} | {base:.2f} s | {head:.2f} s | **{head / base:.3f}** | {walls} |")
+        pairs = [h / b for b, h in zip(cpu[name, "base"], cpu[name, "head"], strict=True)]
+        spread = f"{min(pairs):.3f} .. {max(pairs):.3f}"
+        print(
+            f"| {name} | {base:.2f} s | {head:.2f} s | **{head / base:.3f}** "
+            f"| {median(pairs):.3f} ({spread}) | {walls} |"
+        )
     if "check" not in skip:
         for version in versions:
             raw = median(cpu["plugins", version]) / median(cpu["plain", version])
