@@ -169,6 +169,9 @@ class Writer:
         shutil.rmtree(self.staging, ignore_errors=True)  # an interrupted run's
         self.staged = 0
         self.db: Any = None
+        # Staged partitions to turn into Parquet once their ledger is released:
+        # (dataset, staged rows, destination).
+        self.pending: list[tuple[str, Path, Path]] = []
 
     def dataset(self, name: str, rows: Iterable[Row], period: Period | None) -> dict[str, str]:
         """Write one dataset of one period (None: the unpartitioned ``users``)."""
@@ -203,12 +206,24 @@ class Writer:
             unchanged = self.old_hashes.get(relative) == hashes[relative]
             if unchanged and (self.out / relative).is_file():
                 self.skipped.append(relative)
+                staged.unlink()
             else:
-                self.write_parquet(name, staged, self.out / relative)
+                self.pending.append((name, staged, self.out / relative))
                 self.written.append(relative)
-            staged.unlink()
         self.hashes.update(hashes)
         return hashes
+
+    def flush(self) -> None:
+        """Write the pending partitions as Parquet.
+
+        Called once the period's ledger is released: DuckDB and its writer's
+        buffers then take memory the load gave back, and the export's peak
+        stays near the load's own.
+        """
+        for name, staged, path in self.pending:
+            self.write_parquet(name, staged, path)
+            staged.unlink()
+        self.pending.clear()
 
     def stage(self) -> tuple[Any, Any, Path]:
         """A new staged file: (hash of its rows, its handle, its path)."""
@@ -336,6 +351,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         )
         writer.dataset("users", user_rows(active_ledger), None)
         del active_ledger  # the caller's reference aside, the active load is released here
+        writer.flush()
         loaded_chart: columnar_periods.Chart | None = None
         for period in closed:
             before = old_periods.get(period.name)
@@ -357,6 +373,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
             hashes = writer.period(period_ledger, period, release=True)
             span = transactions_span(period_ledger, period)
             del period_ledger  # one closed period in memory at a time
+            writer.flush()
             records.append(period_record(period, keys[period], hashes, span))
         records.append(active_record)
     finally:
