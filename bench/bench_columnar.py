@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--report-runs", type=int, default=1)
     parser.add_argument("--setup-only", action="store_true")
+    parser.add_argument("--skip-reports", action="store_true", help="measure the exports only")
     parser.add_argument("--child-report", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_report:
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         "setup": setup_log,
         "exports": measure_exports(out, args.runs),
         "changes": measure_changes(out),
-        "reports": measure_reports(out, args.report_runs),
+        "reports": {} if args.skip_reports else measure_reports(out, args.report_runs),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print(json.dumps(results["exports"]["notes"], indent=1))
