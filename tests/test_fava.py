@@ -277,7 +277,7 @@ def test_serve_refuses_a_ledger_without_the_page(tmp_path: Path) -> None:
     plain = tmp_path / "plain.beancount"
     plain.write_text('option "title" "Plain"\n2024-01-01 open Assets:Cash\n')
     result = CliRunner().invoke(main, ["serve", str(plain), "--port", "0"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert 'custom "fava-extension" "beancount_credits.fava"' in result.output
     assert "Traceback" not in result.output
 

@@ -78,7 +78,7 @@ def test_ledger_with_errors_is_refused_unless_allowed(tmp_path: Path) -> None:
         "  Assets:Credits:Users:Bob  -500 CREDIT\n  Expenses:Credits:Sessions\n"
     )
     refused = CliRunner().invoke(main, ["report", "balances", str(ledger), "--to", "2024-12-31"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "Draw-down of 500 CREDIT by user 'bob' on 2024-03-09" in refused.output
     assert "broken.beancount:" in refused.output
     allowed = CliRunner().invoke(

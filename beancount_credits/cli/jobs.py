@@ -10,6 +10,8 @@ import click
 from beancount_credits.cli.common import (
     DATE,
     LEDGER,
+    CommandError,
+    Findings,
     MomentType,
     echo_write,
     load_or_fail,
@@ -42,18 +44,38 @@ def close_day_command(ledger: Path, day: datetime.date | None, commit: bool) -> 
             planned = close_day.plan(loaded, day)
             changes = close_day.changes(loaded, planned)
             message = f"close-day {day}: {planned.summary()}"
+            files = write.ledger_files(ledger, loaded.options)
+            # The log a close-day without --commit wrote goes into this commit.
+            earlier, reason = (
+                write.uncommitted_output(ledger, files, close_day.LOG_DIR) if commit else ([], "")
+            )
             result = write.apply(
                 ledger,
-                write.ledger_files(ledger, loaded.options),
+                files,
                 changes,
                 message=message,
                 commit=commit,
                 prepared=loaded.prepared,
+                also_commit=earlier,
             )
+            if commit and not changes and earlier:
+                result.commit = write.commit_only(
+                    ledger, earlier, f"close-day {day}: the log written without --commit"
+                )
     except write.WriteError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"close-day {day}: {planned.summary()}")
     echo_write(ledger, result.written, result.commit)
+    root = ledger.resolve().parent
+    if result.commit and earlier:
+        for path in earlier:
+            if path not in [p.resolve() for p in result.written]:
+                click.echo(f"  committed earlier output {path.relative_to(root)}")
+    if reason:
+        click.echo(
+            f"  not committed: {reason}; commit {ledger.name} yourself "
+            f"(git -C {root} add {ledger.name} && git -C {root} commit)"
+        )
 
 
 @main.command()
@@ -136,7 +158,7 @@ def notify(
             )
             notifier.clear_sent(ledger)
     except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     for item in outcomes:
         why = f": {item.reason}" if item.reason else ""
         click.echo(
@@ -146,9 +168,7 @@ def notify(
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
     if failed:
-        raise click.ClickException(
-            f"{failed} delivery(ies) failed (recorded; tried again on the next run)"
-        )
+        raise Findings(f"{failed} delivery(ies) failed (recorded; tried again on the next run)")
 
 
 @main.command("topup")
@@ -194,7 +214,7 @@ def topup_command(
             decisions = topup.plan(loaded, conf, now, retry_user)
             requests = [item.request for item in decisions if item.request is not None]
             if retry_user is not None and not requests:
-                raise click.ClickException(f"topup --retry {retry_user}: {decisions[0].reason}")
+                raise CommandError(f"topup --retry {retry_user}: {decisions[0].reason}")
             for item in decisions:
                 if item.request is None:
                     click.echo(f"  {item.user_id}: no request: {item.reason}")
@@ -224,7 +244,7 @@ def topup_command(
             pending = topup.open_requests(loaded, now) + requests
             files = topup.write_outbox(folder, pending)
     except (notifier.NotifyError, LedgerError, write.WriteError, topup.TopUpError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s)")
     for path in files:
         click.echo(f"  wrote {path}")
@@ -275,7 +295,7 @@ def import_command(
                 timezone=timezone,
             )
         except ImportFailed as exc:
-            raise click.ClickException(str(exc)) from None
+            raise CommandError(str(exc)) from None
         click.echo(result.summary())
         for line in result.rejected:
             click.echo(f"  rejected {line}")
@@ -300,7 +320,7 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
             planned = periods.plan(loaded, through)
             result = periods.apply(loaded, planned, commit=commit)
     except (periods.PeriodError, write.WriteError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"close-period through {through}: {planned.summary()}")
     echo_write(ledger, result.written, result.commit, result.removed, "moved {} to the archive")
 
@@ -313,6 +333,6 @@ def recover(ledger: Path) -> None:
         with write.ledger_lock(ledger) as finished:
             pass
     except write.WriteError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if finished is None:
         click.echo(f"no interrupted write in {ledger.resolve().parent}")

@@ -457,7 +457,7 @@ def _import_locked(
             source.name,
             planned.new,
             planned.already,
-            rejected,
+            sorted(rejected, key=_line_key),  # found in rounds; listed in line order
             result.written,
             batch_path,
             rejected_rows=len(skip),
