@@ -186,3 +186,26 @@ def test_verbose_logs_diagnostics_on_stderr(ledger: Path) -> None:
     assert "bean-credits: loaded" in loud.stderr
     assert "bean-credits: committed" in loud.stderr
     assert "bean-credits:" not in loud.stdout
+
+
+def test_a_failed_topup_from_events_keeps_its_credit_type_and_the_file_its_day_once(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from test_importers import BASE
+
+    shutil.copytree(BASE, tmp_path / "ledger")
+    ledger = tmp_path / "ledger" / "main.beancount"
+    events = tmp_path / "2024-03-05-declined.jsonl"
+    events.write_text(
+        '{"type": "topup", "id": "t-9", "timestamp": "2024-03-05T11:00:00Z", "user": "bob", '
+        '"amount": 20, "commodity": "SESSION", "status": "failed", "request": "req-9", '
+        '"reason": "card declined"}\n'
+    )
+    code, output = invoke("import", str(ledger), str(events))
+    assert code == 0, output
+    # The batch file is named by its first day once, not twice.
+    assert "wrote imports/2024-03-05-declined-" in output
+    table = run("failed-topups", load(ledger), Filters(date_to=datetime.date(2024, 3, 31)))
+    assert [row[3] for row in table.rows] == ["20 SESSION"]

@@ -142,7 +142,7 @@ def test_imported_sample_reads_back_as_the_events_say(base: Path) -> None:
     failed = by_id["t-2"]
     assert isinstance(failed, data.Custom) and failed.type == "credits-topup"
     assert [value.value for value in failed.values] == ["bob", "failed"]
-    assert failed.meta["reason"] == "card declined" and failed.meta["amount"] == 20
+    assert failed.meta["reason"] == "card declined" and str(failed.meta["amount"]) == "20 CREDIT"
     assert by_id["t-1"].meta["topup_request"] == "req-1"
     change = by_id["u-2"]
     assert isinstance(change, data.Custom) and change.type == "credits-user"

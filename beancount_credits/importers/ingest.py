@@ -263,7 +263,10 @@ def changes_for(
         text, starts = batch_text(plan.entries)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
         first = min(entry.date for entry in plan.entries)
-        name = f"{first.isoformat()}-{_safe_name(source.name)}-{digest}.beancount"
+        label = _safe_name(source.name)
+        if label.startswith(first.isoformat()):  # an export named by its day: once is enough
+            label = label[len(first.isoformat()) :].lstrip("-_.") or "events"
+        name = f"{first.isoformat()}-{label}-{digest}.beancount"
         batch_path = root / IMPORT_DIR / name
         result.append(write.FileChange(batch_path, text))
     by_file: dict[str, list[Edit]] = {}

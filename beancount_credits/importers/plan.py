@@ -263,13 +263,15 @@ class Planner:
             self.already += 1
             return []
         self.wallet(event)
+        amount = event.get("amount")
         custom = data.Custom(
             self.meta(
                 event,
                 txn_id=event.id,
                 request=request,
                 reason=event.get("reason"),
-                amount=event.get("amount"),
+                # With its credit type, as a hand-written record has it (200 CREDIT).
+                amount=None if amount is None else amount_lib.Amount(amount, event.commodity),
                 # The decline's own time: the top-up backoff counts from it.
                 failed_at=event.timestamp.astimezone(datetime.UTC).isoformat(),
             ),
