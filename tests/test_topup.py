@@ -33,9 +33,18 @@ def requests_in(ledger: Path) -> list[records.TopUpRequest]:
 def test_request_record_and_outbox_file(tmp_path: Path) -> None:
     ledger = copy_ledger(tmp_path)
     append(ledger, "transactions.beancount", LOW)
+    dry = cli("topup", str(ledger), "--date", "2024-03-03T09:30", "--dry-run")
+    assert "org-acme: would request 1000 CREDIT" in dry
+    assert "topup 2024-03-03T09:30+00:00: 1 request(s) would be made (dry run" in dry
+    assert "wrote" not in dry and not requests_in(ledger)
     output = cli("topup", str(ledger), "--date", "2024-03-03T09:30")
     assert "org-acme: requested 1000 CREDIT" in output
     (request,) = requests_in(ledger)
+    # Every file it wrote: the request record in the ledger, the main file's
+    # include, and the outbox file for the payment side.
+    assert "  wrote topup/2024/03.beancount" in output
+    assert "  wrote main.beancount" in output
+    assert f"  wrote {ledger.parent / 'outbox' / 'topup' / request.request}.json" in output
     assert request.attempt == 1 and request.amount.to_string() == "1000 CREDIT"
     assert request.meta["idempotency_key"] == request.request == f"{request.family}.1"
     assert request.meta["source"] == "card-on-file"

@@ -224,6 +224,10 @@ def topup_command(
                         f"{item.request.amount} ({item.request.request}): {item.reason}"
                     )
             if dry_run:
+                click.echo(
+                    f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s) "
+                    "would be made (dry run: nothing written, nothing sent)"
+                )
                 return
             changes = records.month_changes(
                 loaded,
@@ -246,8 +250,9 @@ def topup_command(
     except (notifier.NotifyError, LedgerError, write.WriteError, topup.TopUpError) as exc:
         raise CommandError(str(exc)) from None
     click.echo(f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s)")
+    echo_write(ledger, result.written, None)  # the request records in the ledger
     for path in files:
-        click.echo(f"  wrote {path}")
+        click.echo(f"  wrote {path}")  # the requests for the payment side
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
 
