@@ -209,3 +209,10 @@ def test_a_failed_topup_from_events_keeps_its_credit_type_and_the_file_its_day_o
     assert "wrote imports/2024-03-05-declined-" in output
     table = run("failed-topups", load(ledger), Filters(date_to=datetime.date(2024, 3, 31)))
     assert [row[3] for row in table.rows] == ["20 SESSION"]
+
+
+def test_report_headers_name_the_filters_without_flags() -> None:
+    # The PDF's and the text's header lines: no "desc: True".
+    pairs = Filters(date_to=TO, sort="Balance", desc=True).describe()
+    assert pairs == [("date to", str(TO)), ("sort", "Balance, descending")]
+    assert Filters(sort="User ID").describe() == [("sort", "User ID, ascending")]
