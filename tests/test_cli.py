@@ -216,3 +216,50 @@ def test_report_headers_name_the_filters_without_flags() -> None:
     pairs = Filters(date_to=TO, sort="Balance", desc=True).describe()
     assert pairs == [("date to", str(TO)), ("sort", "Balance, descending")]
     assert Filters(sort="User ID").describe() == [("sort", "User ID, ascending")]
+
+
+def on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """The command with stderr on a pseudo-terminal; what stdout and the terminal showed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main_fd, terminal = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "beancount_credits.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env={**env, "COLUMNS": "100"},
+        )
+        out, _ = process.communicate(timeout=120)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(main_fd)
+    return process.returncode, out.decode(), shown.decode(errors="replace")
+
+
+def test_long_work_shows_progress_on_a_terminal_only(ledger: Path, tmp_path: Path) -> None:
+    code, out, shown = on_a_terminal("close-day", str(ledger), "--date", "2024-03-10")
+    assert code == 0, out + shown
+    assert "close-day 2024-03-10" in shown and "checking and writing" in shown
+    assert "loading the ledger" not in out  # the output stays the output
+    target = tmp_path / "export"
+    code, out, shown = on_a_terminal("export", "parquet", str(ledger), "-o", str(target))
+    assert code == 0, out + shown
+    assert "export parquet" in shown and "period " in shown
+    # In a pipe (or with CI set), nothing but the output.
+    piped = CliRunner().invoke(main, ["close-day", str(ledger), "--date", "2024-03-11"])
+    assert piped.exit_code == 0
+    assert "loading the ledger" not in piped.output and "[" not in piped.stderr

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import logging
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -88,6 +91,39 @@ def setup_logging(verbose: int) -> None:
         logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     )
     logger.propagate = False
+
+
+def on_terminal() -> bool:
+    """Whether stderr is a person's terminal: not a pipe, a file or a CI log."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextlib.contextmanager
+def progress(label: str, steps: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr over a long command's ``steps``, on a terminal only.
+
+    The yielded ``step(name)`` finishes the step under way and shows ``name``
+    as the one running. In a pipe or a CI log it does nothing: the output
+    stays what the command prints.
+    """
+    if not on_terminal():
+        yield lambda _name: None
+        return
+    started = False
+    with click.progressbar(
+        length=steps,
+        label=label,
+        file=sys.stderr,
+        show_eta=False,
+        item_show_func=lambda name: name,
+    ) as bar:
+
+        def step(name: str) -> None:
+            nonlocal started
+            bar.update(1 if started else 0, name)
+            started = True
+
+        yield step
 
 
 def echo_write(

@@ -16,6 +16,7 @@ from beancount_credits.cli.common import (
     echo_write,
     load_or_fail,
     main,
+    progress,
     say_as_of,
 )
 from beancount_credits.jobs import close_day
@@ -39,10 +40,13 @@ def close_day_command(ledger: Path, day: datetime.date | None, commit: bool) -> 
     if day >= today:
         raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
     try:
-        with write.ledger_lock(ledger):
+        with progress(f"close-day {day}", 4) as step, write.ledger_lock(ledger):
+            step("loading the ledger")
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            step("booking through the day")
             planned = close_day.plan(loaded, day)
             changes = close_day.changes(loaded, planned)
+            step("checking and writing")
             message = f"close-day {day}: {planned.summary()}"
             files = write.ledger_files(ledger, loaded.options)
             # The log a close-day without --commit wrote goes into this commit.
@@ -286,27 +290,42 @@ def import_command(
     file is written (every bad row is listed). Events already in the ledger
     (by id) are skipped.
     """
+    with progress("import", len(files)) as step:
+        for name in files:
+            step(name)
+            import_file(ledger, name, fmt, commit, skip_invalid, rejects, timezone)
+
+
+def import_file(
+    ledger: Path,
+    name: str,
+    fmt: str | None,
+    commit: bool,
+    skip_invalid: bool,
+    rejects: Path | None,
+    timezone: str | None,
+) -> None:
+    """One FILE of ``import``: a batch, all or nothing."""
     from beancount_credits.importers import ImportFailed, import_events
 
-    for name in files:
-        try:
-            result = import_events(
-                ledger,
-                name,
-                fmt=fmt,
-                commit=commit,
-                skip_invalid=skip_invalid,
-                rejects=rejects,
-                timezone=timezone,
-            )
-        except ImportFailed as exc:
-            raise CommandError(str(exc)) from None
-        click.echo(result.summary())
-        for line in result.rejected:
-            click.echo(f"  rejected {line}")
-        if result.rejects_file is not None:
-            click.echo(f"  wrote rejects to {result.rejects_file}")
-        echo_write(ledger, result.written, result.commit)
+    try:
+        result = import_events(
+            ledger,
+            name,
+            fmt=fmt,
+            commit=commit,
+            skip_invalid=skip_invalid,
+            rejects=rejects,
+            timezone=timezone,
+        )
+    except ImportFailed as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(result.summary())
+    for line in result.rejected:
+        click.echo(f"  rejected {line}")
+    if result.rejects_file is not None:
+        click.echo(f"  wrote rejects to {result.rejects_file}")
+    echo_write(ledger, result.written, result.commit)
 
 
 @main.command("close-period")
@@ -320,9 +339,12 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
     if through >= datetime.date.today():
         raise click.UsageError(f"--through {through} has not ended yet")
     try:
-        with write.ledger_lock(ledger):
+        with progress(f"close-period through {through}", 3) as step, write.ledger_lock(ledger):
+            step("loading the ledger")
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            step("planning the carry-forward")
             planned = periods.plan(loaded, through)
+            step("checking, writing and archiving")
             result = periods.apply(loaded, planned, commit=commit)
     except (periods.PeriodError, write.WriteError) as exc:
         raise CommandError(str(exc)) from None

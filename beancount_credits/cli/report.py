@@ -15,6 +15,7 @@ from beancount_credits.cli.common import (
     CommandError,
     load_or_fail,
     main,
+    progress,
     report_filters,
     say_as_of,
 )
@@ -176,9 +177,16 @@ def export_parquet(ledger: Path, output: Path) -> None:
     active period only (and a closed period whose archive changed).
     """
     from beancount_credits import columnar  # duckdb only when asked for
+    from beancount_credits.columnar import periods as columnar_periods
 
     try:
-        result = columnar.export(ledger, output)  # loads one period at a time
+        closed = columnar_periods.closed_periods(ledger)
+    except columnar_periods.PeriodError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        with progress(f"export parquet {output}", 2 + len(closed)) as step:
+            step("loading the ledger")
+            result = columnar.export(ledger, output, step)  # loads one period at a time
     except columnar.ColumnarError as exc:
         raise CommandError(str(exc)) from None
     click.echo(f"export parquet {output}: {result.summary()}")
