@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint chromium java bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
+.PHONY: demo test lint chromium java bench-plugins bench-fava demo-ledger demo-queries docs-pdf docs-screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-plugins: $(VENV)/.installed
 ## Fava's load with and without the credits page, and the page's server time (100k).
 bench-fava: $(VENV)/.installed
 	$(BIN)/python bench/bench_fava.py
+
+## The Credit page on the demo in headless chromium, at 1024 and 1440 px, as docs/fava-*.png.
+docs-screenshots: $(VENV)/.installed chromium
+	$(BIN)/python docs/fava_screenshots.py
 
 ## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
 docs-pdf: $(VENV)/.installed

@@ -391,3 +391,14 @@ def test_low_balance_alert_agrees_with_the_notifications(client: Any, ledger: Le
     }
     assert shown == due
     assert len(shown) > 5
+
+
+def test_journal_preset_only_for_a_valid_opt_in() -> None:
+    from beancount_credits.fava import JOURNAL_TYPES, journal_show
+
+    assert journal_show({"journal_hide": ["balance"]}) == [
+        kind for kind in JOURNAL_TYPES if kind != "balance"
+    ]
+    for config in (None, "balance", {}, {"journal_hide": []}, {"journal_hide": "balance"},
+                   {"journal_hide": ["balance", "<script>"]}, {"journal_hide": [1]}):  # fmt: skip
+        assert journal_show(config) is None

@@ -14,10 +14,21 @@ filters passed in the query string:
   per-member use;
 - ``alerts``: users below their low-balance threshold, credits expiring soon,
   users in overdraft, failed top-ups;
+- ``settings``: what the page's script presets in Fava (``journal_show``: the
+  entry types Fava's journal shows by default, when the ledger asks for it);
 - ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
   written by :func:`beancount_credits.exports.export` (the CLI's exporters);
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
   ``desc``, the one-user tables ``user_id``.
+
+A ledger whose journal is mostly the daily balance lines can ask, in the
+extension's configuration, to hide them by default (one click in the
+journal's toggles shows them again)::
+
+    2025-01-01 custom "fava-extension" "beancount_credits.fava" "{'journal_hide': ['balance']}"
+
+Fava keeps the journal's choice in the browser (``localStorage``); the
+script sets it only while the browser holds no choice of its own.
 
 Every table is a report of :data:`beancount_credits.reports.REPORTS`
 (:func:`beancount_credits.fava.view.table`), the same the CLI prints; this
@@ -74,6 +85,38 @@ def table_json(table: Table) -> dict[str, Any]:
         "rows": [[None if cell is None else format_cell(cell) for cell in row] for row in table],
         "notes": table.notes,
     }
+
+
+# The entry types of Fava 1.30's journal toggles (its default: all shown).
+JOURNAL_TYPES = (
+    "balance",
+    "budget",
+    "cleared",
+    "custom",
+    "discovered",
+    "document",
+    "note",
+    "pending",
+    "query",
+    "statement",
+    "transaction",
+)
+
+
+def journal_show(config: object) -> list[str] | None:
+    """The journal's default entry types from the extension's configuration, or None.
+
+    ``{'journal_hide': ['balance']}`` shows every type but those; anything
+    else (no configuration, another shape, unknown types) presets nothing.
+    """
+    if not isinstance(config, dict):
+        return None
+    hide = config.get("journal_hide")
+    if not isinstance(hide, list | tuple) or not hide:
+        return None
+    if not all(isinstance(kind, str) and kind in JOURNAL_TYPES for kind in hide):
+        return None
+    return [kind for kind in JOURNAL_TYPES if kind not in hide]
 
 
 def error_response(message: str, status: int) -> tuple[Response, int]:
@@ -259,6 +302,10 @@ class CreditBalanceHistory(FavaExtensionBase):
             )
 
         return self.answer(make)
+
+    @extension_endpoint
+    def settings(self) -> Any:
+        return jsonify({"journal_show": journal_show(self.config)})
 
     def export_table(self, name: str) -> Table:
         if name == "users":
