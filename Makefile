@@ -39,9 +39,11 @@ chromium:
 java:
 	command -v java >/dev/null || (apt-get update && apt-get install -y --no-install-recommends default-jre-headless)
 
+## ruff (lint and format) and mypy (non-strict, over the package: pyproject's [tool.mypy]).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Regenerate the demo ledger from its seeded generator, then its daily log.
 demo-ledger: $(VENV)/.installed
@@ -69,4 +71,4 @@ docs-pdf: $(VENV)/.installed
 	$(BIN)/python docs/pdf_previews.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

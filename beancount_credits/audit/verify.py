@@ -82,7 +82,7 @@ def broken_records(ledger: Ledger) -> list[BrokenRecord]:
                         entry.account,
                         entry.amount.currency,
                         entry.date - ONE_DAY,
-                        entry.amount.number,
+                        entry.amount.number,  # type: ignore[arg-type]
                         running[key],
                         entry,
                         list(written[key]),

@@ -167,9 +167,9 @@ def verify_command(ledger: Path) -> None:
         listed = [change for change in history.changes if not change.made_by_amendment]
         if listed:
             amended_later = len(listed) - len(unamended)
-            later = f", {amended_later} amended later" if amended_later else ""
+            note = f", {amended_later} amended later" if amended_later else ""
             click.echo(
-                f"verify: {len(unamended)} change(s) of sealed days without an amendment{later}"
+                f"verify: {len(unamended)} change(s) of sealed days without an amendment{note}"
             )
             for change in listed:
                 click.echo("\n".join(seal_history.describe(change)))

@@ -163,11 +163,11 @@ def notify(
             notifier.clear_sent(ledger)
     except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
         raise CommandError(str(exc)) from None
-    for item in outcomes:
-        why = f": {item.reason}" if item.reason else ""
+    for outcome in outcomes:
+        why = f": {outcome.reason}" if outcome.reason else ""
         click.echo(
-            f"  {item.status} {item.delivery.alert.kind} {item.delivery.alert.id} to "
-            f"{item.delivery.alert.user_id} by {item.delivery.channel}{why}"
+            f"  {outcome.status} {outcome.delivery.alert.kind} {outcome.delivery.alert.id} to "
+            f"{outcome.delivery.alert.user_id} by {outcome.delivery.channel}{why}"
         )
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from beancount.core import data
 from fava.core.filters import AccountFilter, AdvancedFilter, FilterError, TimeFilter
@@ -137,8 +137,13 @@ class CreditBalanceHistory(FavaExtensionBase):
         # engine pass). A new load makes a new Ledger: requests of the old one
         # keep reading theirs.
         fava = self.ledger
+        # Fava types its entries, errors and options by its own protocols; they
+        # are Beancount's.
         self._credits = view.ledger_from_entries(
-            fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
+            fava.beancount_file_path,
+            cast(Any, fava.all_entries),
+            list(fava.load_errors),
+            cast(Any, fava.options),
         )
 
     @property
@@ -188,9 +193,9 @@ class CreditBalanceHistory(FavaExtensionBase):
         entries: Sequence[data.Directive] = self.credits.timeline.schedule()
         try:
             if account is not None:
-                entries = AccountFilter(account).apply(entries)
+                entries = AccountFilter(account).apply(entries)  # type: ignore[arg-type, assignment]
             if advanced is not None:
-                entries = AdvancedFilter(advanced).apply(entries)
+                entries = AdvancedFilter(advanced).apply(entries)  # type: ignore[arg-type, assignment]
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
         return entries

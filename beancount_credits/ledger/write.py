@@ -516,7 +516,7 @@ def apply(
             paths = {str(path.resolve()) for path in [*written, *also_commit]}
             git_text(repo, "add", "--", *sorted(paths))
         if removed:
-            paths = [str(path.resolve()) for path in removed]
+            paths = [str(path.resolve()) for path in removed]  # type: ignore[assignment]
             git_text(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
         git_text(repo, "commit", "--quiet", "-m", message)
         sha = git_text(repo, "rev-parse", "HEAD").strip()

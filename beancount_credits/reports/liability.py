@@ -83,7 +83,7 @@ def reversal_parts(entries: list[data.Directive]) -> Reversals:
                 parts[(target, posting.account)].append(
                     ReversalPart(
                         entry.date,
-                        abs(posting.units.number),
+                        abs(posting.units.number),  # type: ignore[arg-type]
                         None if txn_id is None else str(txn_id),
                     )
                 )
