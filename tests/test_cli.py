@@ -259,6 +259,15 @@ def test_long_work_shows_progress_on_a_terminal_only(ledger: Path, tmp_path: Pat
     code, out, shown = on_a_terminal("export", "parquet", str(ledger), "-o", str(target))
     assert code == 0, out + shown
     assert "export parquet" in shown and "period " in shown
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type": "purchase", "id": "p-77", "timestamp": "2024-03-11T10:00:00Z", '
+        '"user": "alice", "amount": 5}\n'
+    )
+    code, out, shown = on_a_terminal("import", str(ledger), str(events))
+    assert code == 0, out + shown
+    assert "reading the ledger" in shown and "checking and writing" in shown
+    assert "1 new" in out and "planning" not in out
     # In a pipe (or with CI set), nothing but the output.
     piped = CliRunner().invoke(main, ["close-day", str(ledger), "--date", "2024-03-11"])
     assert piped.exit_code == 0

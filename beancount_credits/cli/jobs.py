@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -290,10 +291,10 @@ def import_command(
     file is written (every bad row is listed). Events already in the ledger
     (by id) are skipped.
     """
-    with progress("import", len(files)) as step:
+    # Four phases a file: reading it, the ledger, planning, checking and writing.
+    with progress("import", 4 * len(files)) as step:
         for name in files:
-            step(name)
-            import_file(ledger, name, fmt, commit, skip_invalid, rejects, timezone)
+            import_file(ledger, name, fmt, commit, skip_invalid, rejects, timezone, step)
 
 
 def import_file(
@@ -304,6 +305,7 @@ def import_file(
     skip_invalid: bool,
     rejects: Path | None,
     timezone: str | None,
+    step: Callable[[str], None],
 ) -> None:
     """One FILE of ``import``: a batch, all or nothing."""
     from beancount_credits.importers import ImportFailed, import_events
@@ -317,6 +319,7 @@ def import_file(
             skip_invalid=skip_invalid,
             rejects=rejects,
             timezone=timezone,
+            step=step,
         )
     except ImportFailed as exc:
         raise CommandError(str(exc)) from None
