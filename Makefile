@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := ledgers/demo/main.beancount
 
-.PHONY: demo test lint chromium java bench-plugins bench-fava demo-ledger demo-queries docs-pdf clean
+.PHONY: demo test lint chromium java bench-plugins bench-fava demo-ledger demo-queries docs-pdf docs-screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,11 @@ chromium:
 java:
 	command -v java >/dev/null || (apt-get update && apt-get install -y --no-install-recommends default-jre-headless)
 
+## ruff (lint and format) and mypy (non-strict, over the package: pyproject's [tool.mypy]).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## Regenerate the demo ledger from its seeded generator, then its daily log.
 demo-ledger: $(VENV)/.installed
@@ -60,9 +62,13 @@ bench-plugins: $(VENV)/.installed
 bench-fava: $(VENV)/.installed
 	$(BIN)/python bench/bench_fava.py
 
+## The Credit page on the demo in headless chromium, at 1024 and 1440 px, as docs/fava-*.png.
+docs-screenshots: $(VENV)/.installed chromium
+	$(BIN)/python docs/fava_screenshots.py
+
 ## Page 1 of every report's PDF export on the demo ledger, as docs/report-NAME.png.
 docs-pdf: $(VENV)/.installed
 	$(BIN)/python docs/pdf_previews.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -127,7 +127,7 @@ def test_a_cached_load_reflects_the_installed_code(tmp_path: Path) -> None:
     again = run(
         tmp_path, "report", "statement", str(ledger), "--user", "alice", "--to", "2024-03-01"
     )
-    assert again.returncode == 1 and "exceeds the" not in again.stderr
+    assert again.returncode == 2 and "exceeds the" not in again.stderr
     assert "goes beyond the 20 CREDIT available" in again.stderr
 
 

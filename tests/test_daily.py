@@ -148,7 +148,7 @@ def test_commit_says_what_was_written_and_refuses_unrelated_staged_changes(ledge
     result = CliRunner().invoke(
         main, ["close-day", str(ledger), "--date", "2024-03-10", "--commit"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "refusing to commit while other changes are staged" in result.output
     assert "staged: notes.txt" in result.output
     assert not (root / "log").exists()

@@ -359,7 +359,7 @@ def test_cli_failed_report_leaves_no_file(tmp_path: Path) -> None:
     target = tmp_path / "out.pdf"
     target.write_bytes(b"before")
     result = cli("statement", str(HISTORY), "--user", "carol", "-o", str(target))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "unknown user id 'carol'" in result.output and "Traceback" not in result.output
     assert target.read_bytes() == b"before"
     assert [path.name for path in tmp_path.iterdir()] == ["out.pdf"]
@@ -396,7 +396,7 @@ def test_cli_refuses_binary_formats_on_a_terminal() -> None:
     finally:
         os.close(terminal)
         os.close(main_fd)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.decode() == (
         "Error: xlsx is a binary format: not writing it to a terminal; use -o FILE\n"
     )

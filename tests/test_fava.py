@@ -277,7 +277,7 @@ def test_serve_refuses_a_ledger_without_the_page(tmp_path: Path) -> None:
     plain = tmp_path / "plain.beancount"
     plain.write_text('option "title" "Plain"\n2024-01-01 open Assets:Cash\n')
     result = CliRunner().invoke(main, ["serve", str(plain), "--port", "0"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert 'custom "fava-extension" "beancount_credits.fava"' in result.output
     assert "Traceback" not in result.output
 
@@ -391,3 +391,14 @@ def test_low_balance_alert_agrees_with_the_notifications(client: Any, ledger: Le
     }
     assert shown == due
     assert len(shown) > 5
+
+
+def test_journal_preset_only_for_a_valid_opt_in() -> None:
+    from beancount_credits.fava import JOURNAL_TYPES, journal_show
+
+    assert journal_show({"journal_hide": ["balance"]}) == [
+        kind for kind in JOURNAL_TYPES if kind != "balance"
+    ]
+    for config in (None, "balance", {}, {"journal_hide": []}, {"journal_hide": "balance"},
+                   {"journal_hide": ["balance", "<script>"]}, {"journal_hide": [1]}):  # fmt: skip
+        assert journal_show(config) is None

@@ -361,7 +361,7 @@ def test_ledger_with_errors_is_refused_unless_allowed(tmp_path: Path) -> None:
         "  Assets:Credits:Users:Alice  -500 CREDIT\n  Expenses:Credits:Sessions\n"
     )
     refused = run("history", str(ledger), "--user", "alice")
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "pass --allow-errors" in refused.output
     allowed = run("history", str(ledger), "--user", "alice", "--allow-errors")
     assert allowed.exit_code == 0, allowed.output

@@ -142,7 +142,7 @@ def test_imported_sample_reads_back_as_the_events_say(base: Path) -> None:
     failed = by_id["t-2"]
     assert isinstance(failed, data.Custom) and failed.type == "credits-topup"
     assert [value.value for value in failed.values] == ["bob", "failed"]
-    assert failed.meta["reason"] == "card declined" and failed.meta["amount"] == 20
+    assert failed.meta["reason"] == "card declined" and str(failed.meta["amount"]) == "20 CREDIT"
     assert by_id["t-1"].meta["topup_request"] == "req-1"
     change = by_id["u-2"]
     assert isinstance(change, data.Custom) and change.type == "credits-user"
@@ -168,7 +168,7 @@ def test_failed_rows_are_all_listed_and_nothing_is_written(base: Path, tmp_path:
     )
     before = snapshot(base.parent)
     code, output = run("import", str(base), str(bad))
-    assert code == 1
+    assert code == 2
     assert "Traceback" not in output
     assert "bad.csv: 6 bad row(s); nothing was imported" in output
     assert "bad.csv:3: event 'b-1', user 'carol': amount: 'abc' is not a number" in output
@@ -192,7 +192,7 @@ def test_failed_rows_are_all_listed_and_nothing_is_written(base: Path, tmp_path:
     assert errors_of(base) == []
     # The rejects are an export of their own: fixed or not, they import alike.
     code, output = run("import", str(base), str(rejects))
-    assert code == 1 and "6 bad row(s)" in output
+    assert code == 2 and "6 bad row(s)" in output
 
 
 def test_overdraws_of_one_wallet_reject_only_the_culprit(base: Path, tmp_path: Path) -> None:

@@ -266,7 +266,7 @@ def test_a_broken_template_stops_the_run_before_anything_is_sent(tmp_path: Path,
     before = {path: path.read_text() for path in ledger.parent.rglob("*.beancount")}
     output = cli(
         "notify", str(ledger), "--date", "2024-03-05", "--templates", str(templates),
-        env=smtp_env(controller.port), code=1,
+        env=smtp_env(controller.port), code=2,
     )  # fmt: skip
     assert "expiring.body.txt: unknown placeholder $amont" in output
     assert "Traceback" not in output

@@ -160,7 +160,7 @@ def test_close_refuses_a_period_the_daily_log_has_not_reached(tmp_path: Path) ->
     main_file.write_text(main_file.read_text().replace(seal_line, ""))
     before = {path: path.read_text() for path in (tmp_path / "demo").rglob("*.beancount")}
     result = CliRunner().invoke(main, ["close-period", str(main_file), "--through", "2026-11-19"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "run bean-credits close-day --date 2026-11-19 first" in result.output
     assert "Traceback" not in result.output
     assert {path: path.read_text() for path in (tmp_path / "demo").rglob("*.beancount")} == before
@@ -184,7 +184,7 @@ def test_close_commits_moves_and_a_second_close_archives_the_first_opening(
     refused = CliRunner().invoke(
         main, ["close-period", str(main_file), "--through", "2026-06-30", "--commit"]
     )
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "'r-001787' is unknown in the active period" in refused.output
     assert "closed through 2026-06-30, it cannot be reversed after the close" in refused.output
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
@@ -367,7 +367,7 @@ def test_a_close_interrupted_at_any_step_is_completed_by_recover(
             os.replace(step["temporary"], step["path"])
     main_file = root / "main.beancount"
     result = CliRunner().invoke(main, ["report", "balances", str(main_file)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "a write was interrupted half-way (close-period (interrupted))" in result.output
     assert f"run bean-credits recover {root}" in result.output  # main, or the history view
     recovered = CliRunner().invoke(main, ["recover", str(main_file)])

@@ -78,7 +78,7 @@ def test_ledger_with_errors_is_refused_unless_allowed(tmp_path: Path) -> None:
         "  Assets:Credits:Users:Bob  -500 CREDIT\n  Expenses:Credits:Sessions\n"
     )
     refused = CliRunner().invoke(main, ["report", "balances", str(ledger), "--to", "2024-12-31"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2
     assert "Draw-down of 500 CREDIT by user 'bob' on 2024-03-09" in refused.output
     assert "broken.beancount:" in refused.output
     allowed = CliRunner().invoke(
@@ -130,3 +130,36 @@ def test_demo_statement_ends_at_the_engine_balance() -> None:
         # The engine's wallet reflects expiries up to the ledger's horizon, the
         # same day the demo ends.
         assert Decimal(last.split()[-1]) == wallet.balance
+
+
+def test_liability_money_is_rounded_to_the_currency_and_still_adds_up() -> None:
+    import random
+    from decimal import Decimal
+
+    from beancount_credits.reports import liability
+
+    rng = random.Random(7)
+    opening = Decimal(0)
+    shown_closing = Decimal("0.00")
+    for _period in range(50):
+        totals = {move: Decimal(rng.randrange(0, 10**6)).scaleb(-4) for move in liability.MOVES}
+        closing = opening + totals["issued"] - totals["redeemed"] - totals["expired"]
+        row = liability.shown(("CREDIT", "USD"), opening, totals, closing)
+        start, issued, redeemed, expired, end = row
+        assert all(number.as_tuple().exponent == -2 for number in row)
+        assert start + issued - redeemed - expired == end  # the row adds up
+        assert start == shown_closing  # and chains from the last period's closing
+        assert abs(end - closing) <= Decimal("0.005")  # the balance, exactly rounded
+        assert abs(redeemed - totals["redeemed"]) <= Decimal("0.02")
+        opening, shown_closing = closing, end
+    assert (
+        liability.shown(
+            ("X", "JPY"),
+            Decimal("0"),
+            dict.fromkeys(liability.MOVES, Decimal("10.6")),
+            Decimal("-10.6"),
+        )[0]
+        .as_tuple()
+        .exponent
+        == 0
+    )

@@ -234,11 +234,11 @@ def test_amend_refuses_what_it_cannot_record(sealed: Path) -> None:
     original = transactions.read_text()
     transactions.write_text(original.replace("-15 CREDIT", "-14 CREDIT", 1))
     code, output = run("amend", str(sealed), "--reason", "x", "--date", "2024-03-10")
-    assert code == 1 and "not after the last sealed day 2024-03-10" in output
+    assert code == 2 and "not after the last sealed day 2024-03-10" in output
     transactions.write_text(original.replace("-15 CREDIT", "-500 CREDIT", 1))  # an overdraw
     logs = {path: path.read_text() for path in (root / "log").rglob("*.beancount")}
     code, output = run("amend", str(sealed), "--reason", "x", "--date", "2024-03-12")
-    assert code == 1 and "nothing was written" in output and "exceeds" in output
+    assert code == 2 and "nothing was written" in output and "exceeds" in output
     assert {path: path.read_text() for path in (root / "log").rglob("*.beancount")} == logs
 
 
@@ -291,7 +291,7 @@ def test_close_period_carries_the_chain_and_the_archive_still_verifies(sealed: P
     accounts = root / "accounts.beancount"
     accounts.write_text(accounts.read_text().replace('user_id: "bob"', 'user_id: "bobby"'))
     code, output = run("amend", str(sealed), "--reason", "rename", "--date", "2024-03-25")
-    assert code == 1 and "closed period" in output
+    assert code == 2 and "closed period" in output
 
 
 @pytest.mark.parametrize("ready", [True, False])

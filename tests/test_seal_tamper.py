@@ -169,7 +169,7 @@ TAMPERS = {
         delete_balance,
         "2026-02-28",
         "u-1008 2026-03-01: recorded balance removed",
-        ("u-1008 2026-02-28: recorded balance removed",),
+        ("u-1008 2026-03-01: recorded balance removed",),
     ),
     "delete a recorded expiry": Tamper(
         delete_expiry,
@@ -215,8 +215,8 @@ TAMPERS = {
         "r-000869: amount changed (now -49 CREDIT)",
         (
             "org-acme 2026-02-09: transaction r-000869 changed",
-            "org-acme 2026-02-09: recorded balance removed",
-            "org-acme 2026-11-19: recorded balance removed",
+            "org-acme 2026-02-10: recorded balance removed",
+            "org-acme 2026-11-20: recorded balance removed",
         ),
     ),
     "change a grant's expires by hand": Tamper(

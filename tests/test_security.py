@@ -369,11 +369,11 @@ def test_importer_errors_do_not_echo_the_file(tmp_path: Path) -> None:
             JsonlImporter().extract(path, [])
         assert "root:" not in str(failed.value) and "PATH" not in str(failed.value)
     ledger = small_ledger(tmp_path)
-    output = cli("import", str(ledger), "/etc/passwd", code=1)
+    output = cli("import", str(ledger), "/etc/passwd", code=2)
     assert "root:" not in output and "no 'type' column" in output
     binary = tmp_path / "events.jsonl"
     binary.write_bytes(b'{"type": "user"}\n{"id": "\xff\xfe secret"}\n')
-    output = cli("import", str(ledger), str(binary), code=1)
+    output = cli("import", str(ledger), str(binary), code=2)
     assert f"{binary}:2: not UTF-8 text (byte 0xff at column 9)" in output
     assert "secret" not in output and "position" not in output
 

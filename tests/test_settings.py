@@ -111,7 +111,7 @@ def test_explain_says_why_an_alert_did_or_did_not_go_out(tmp_path: Path) -> None
     acme = cli("notify", str(ledger), "--date", "2024-03-05", "--explain", "org-acme", env={})
     assert "CREDIT: no threshold set (balance 600 CREDIT)" in acme
     assert "auto top-up: 1000 CREDIT from 'card-on-file' below 500 CREDIT" in acme
-    unknown = cli("notify", str(ledger), "--explain", "nobody", env={}, code=1)
+    unknown = cli("notify", str(ledger), "--explain", "nobody", env={}, code=2)
     assert "unknown user id 'nobody'" in unknown and "Traceback" not in unknown
 
 
@@ -123,7 +123,7 @@ def test_malformed_settings_stop_notify_and_topup_with_file_and_line(tmp_path: P
         + '\n2024-03-01 custom "credits-contact" "bob"\n  opt_out: "sms"\n'
     )
     for command in ("notify", "topup"):
-        output = cli(command, str(ledger), "--date", "2024-03-05", env={}, code=1)
+        output = cli(command, str(ledger), "--date", "2024-03-05", env={}, code=2)
         assert f"{settings_file}:" in output
         assert "credits-contact 'bob': opt_out: unknown channel(s) sms" in output
         assert "Traceback" not in output

@@ -33,9 +33,18 @@ def requests_in(ledger: Path) -> list[records.TopUpRequest]:
 def test_request_record_and_outbox_file(tmp_path: Path) -> None:
     ledger = copy_ledger(tmp_path)
     append(ledger, "transactions.beancount", LOW)
+    dry = cli("topup", str(ledger), "--date", "2024-03-03T09:30", "--dry-run")
+    assert "org-acme: would request 1000 CREDIT" in dry
+    assert "topup 2024-03-03T09:30+00:00: 1 request(s) would be made (dry run" in dry
+    assert "wrote" not in dry and not requests_in(ledger)
     output = cli("topup", str(ledger), "--date", "2024-03-03T09:30")
     assert "org-acme: requested 1000 CREDIT" in output
     (request,) = requests_in(ledger)
+    # Every file it wrote: the request record in the ledger, the main file's
+    # include, and the outbox file for the payment side.
+    assert "  wrote topup/2024/03.beancount" in output
+    assert "  wrote main.beancount" in output
+    assert f"  wrote {ledger.parent / 'outbox' / 'topup' / request.request}.json" in output
     assert request.attempt == 1 and request.amount.to_string() == "1000 CREDIT"
     assert request.meta["idempotency_key"] == request.request == f"{request.family}.1"
     assert request.meta["source"] == "card-on-file"
@@ -70,7 +79,7 @@ def test_retry_reissues_the_failed_request_with_the_next_attempt(tmp_path: Path)
     append(ledger, "transactions.beancount", LOW)
     cli("topup", str(ledger), "--date", "2024-03-03")
     (first,) = requests_in(ledger)
-    refused = cli("topup", str(ledger), "--date", "2024-03-03T01:00", "--retry", "org-acme", code=1)
+    refused = cli("topup", str(ledger), "--date", "2024-03-03T01:00", "--retry", "org-acme", code=2)
     assert f"request {first.request} of 2024-03-03 is still open" in refused
     append(
         ledger,
@@ -80,7 +89,7 @@ def test_retry_reissues_the_failed_request_with_the_next_attempt(tmp_path: Path)
         ),
     )
     # Within 24 hours of the first request: capped, automatic or manual.
-    capped = cli("topup", str(ledger), "--date", "2024-03-03T12:00", "--retry", "org-acme", code=1)
+    capped = cli("topup", str(ledger), "--date", "2024-03-03T12:00", "--retry", "org-acme", code=2)
     assert "1 request(s) in the last 24 hours (max_per_day 1)" in capped
     # The next day, after the 1-day backoff: the automatic retry, attempt 2.
     assert "retry 2" in cli("topup", str(ledger), "--date", "2024-03-04T06:00")
@@ -100,7 +109,7 @@ def test_retry_reissues_the_failed_request_with_the_next_attempt(tmp_path: Path)
     cli("topup", str(ledger), "--date", "2024-03-05T07:00", "--retry", "org-acme")
     third = requests_in(ledger)[-1]
     assert (third.family, third.attempt) == (first.family, 3)
-    unknown = cli("topup", str(ledger), "--retry", "nobody", code=1)
+    unknown = cli("topup", str(ledger), "--retry", "nobody", code=2)
     assert "unknown user id 'nobody'" in unknown and "Traceback" not in unknown
 
 
@@ -125,7 +134,7 @@ def test_disabled_after_k_failures_until_reenabled_in_the_ledger(tmp_path: Path)
         output = cli("topup", str(ledger), "--date", run)
         assert "disabled after 3 consecutive failures (max_failures 3)" in output
         assert 'custom "credits-topup-enable" "org-acme"' in output
-    refused = cli("topup", str(ledger), "--date", "2024-03-20", "--retry", "org-acme", code=1)
+    refused = cli("topup", str(ledger), "--date", "2024-03-20", "--retry", "org-acme", code=2)
     assert "disabled after 3 consecutive failures" in refused
     assert len(requests_in(ledger)) == 3
     append(ledger, "settings.beancount", '2024-03-21 custom "credits-topup-enable" "org-acme"\n')

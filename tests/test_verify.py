@@ -37,14 +37,14 @@ def test_edited_past_redemption_is_reported_with_user_day_and_commit(ledger: Pat
     edit(root / "transactions.beancount", "-10 CREDIT", "-11 CREDIT")  # not committed
 
     check = run("report", "balances", str(ledger), "--to", "2024-12-31")
-    assert check.exit_code == 1  # the ledger no longer passes its own log
+    assert check.exit_code == 2  # the ledger no longer passes its own log
 
     result = run("verify", str(ledger))
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == "verify: 5 recorded record(s) no longer hold"
     first = lines.index(
-        "alice 2024-02-10: recorded balance 105 CREDIT, now 104 CREDIT (log/2024/02.beancount:7)"
+        "alice 2024-02-11: recorded balance 105 CREDIT, now 104 CREDIT (log/2024/02.beancount:7)"
     )
     assert lines[first + 1].startswith(f"  recorded in {recorded_in} ")
     assert "close-day 2024-03-10" in lines[first + 1]
@@ -63,7 +63,7 @@ def test_verify_outside_git_still_lists_the_records(tmp_path: Path, ledger: Path
     (ledger.parent / ".git").rename(tmp_path / "moved-git")
     result = run("verify", str(ledger))
     assert result.exit_code == 1
-    assert "alice 2024-02-10: recorded balance 105 CREDIT, now 104 CREDIT" in result.output
+    assert "alice 2024-02-11: recorded balance 105 CREDIT, now 104 CREDIT" in result.output
     assert "git provenance unavailable" in result.output
 
 

@@ -196,22 +196,23 @@ def plan(
         added.append(close_day.record(new))
         balance_changes.append((users.get(key[0], key[0]), key[2], "added"))
     new_expiry_keys = {str(entry.meta["txn_id"]): entry for entry in new_expiries}
-    for key, old in sorted(old_expiries.items()):
-        new = new_expiry_keys.pop(key, None)
-        if new is not None and same_sealed(old, new):
+    for txn_id, old_expiry in sorted(old_expiries.items()):
+        new_expiry = new_expiry_keys.pop(txn_id, None)
+        if new_expiry is not None and same_sealed(old_expiry, new_expiry):
             continue
-        replace(old, new, "expiries")
-        changed_records.append(f"{key}: recorded expiry {'removed' if new is None else 'changed'}")
-    for key, new in sorted(new_expiry_keys.items()):
+        replace(old_expiry, new_expiry, "expiries")
+        what = "removed" if new_expiry is None else "changed"
+        changed_records.append(f"{txn_id}: recorded expiry {what}")
+    for txn_id, added_expiry in sorted(new_expiry_keys.items()):
         counts["expiries"] += 1
-        added.append(close_day.record(new))
-        changed_records.append(f"{key}: recorded expiry added")
+        added.append(close_day.record(added_expiry))
+        changed_records.append(f"{txn_id}: recorded expiry added")
 
     # The entries as they will be written, then the chain over them.
     kept = [
         entry for entry in base if not (isinstance(entry, data.Custom) and entry.type == seal.SEAL)
     ]
-    records = [close_day.record(entry) for entry in [*new_balances, *new_expiries]]
+    records = [close_day.record(entry) for entry in [*new_balances, *new_expiries]]  # type: ignore[arg-type]
     days = canonical.canonical(kept)
     for day, lines in canonical.canonical(records, _everything).items():
         days.setdefault(day, []).extend(lines)

@@ -110,7 +110,7 @@ def _amount(entry: data.Directive, account: str) -> str | None:
                 totals[currency] = totals.get(currency, Decimal(0)) + posting.units.number
         return ", ".join(text(number, currency) for currency, number in totals.items()) or None
     if isinstance(entry, data.Balance):
-        return text(entry.amount.number, entry.amount.currency)
+        return text(entry.amount.number, entry.amount.currency)  # type: ignore[arg-type]
     return None
 
 

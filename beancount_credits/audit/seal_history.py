@@ -374,7 +374,7 @@ def describe(change: Change) -> list[str]:
         "close": f"close {change.key}",
     }[change.kind]
     done = "changed" if change.removed and change.added else "added" if change.added else "removed"
-    lines = [f"{who} {change.day}: {what} {done} ({change.path})"]
+    lines = [f"{who} {shown_day(change)}: {what} {done} ({change.path})"]
     lines += [f"  - {text.strip()}" for text in change.removed]
     lines += [f"  + {text.strip()}" for text in change.added]
     commit = change.commit
@@ -389,6 +389,18 @@ def describe(change: Change) -> list[str]:
         if change.amendment is not None:
             lines.append(f"  amended later: {describe_amendment(change.amendment)}")
     return lines
+
+
+def shown_day(change: Change) -> datetime.date | str:
+    """The day a change is listed under: a balance line's own date, as the line and
+    bean-check give it (it holds the sealed day before: ``change.day``)."""
+    if change.kind == "balance":
+        for text in [*change.removed, *change.added]:
+            try:
+                return datetime.date.fromisoformat(text.strip()[:10])
+            except ValueError:
+                continue
+    return change.day
 
 
 def describe_amendment(amendment: Amendment) -> str:

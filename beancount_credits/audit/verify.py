@@ -82,7 +82,7 @@ def broken_records(ledger: Ledger) -> list[BrokenRecord]:
                         entry.account,
                         entry.amount.currency,
                         entry.date - ONE_DAY,
-                        entry.amount.number,
+                        entry.amount.number,  # type: ignore[arg-type]
                         running[key],
                         entry,
                         list(written[key]),
@@ -190,7 +190,9 @@ def describe(record: BrokenRecord, root: str) -> list[str]:
     """A broken record and its culprits as text lines."""
 
     head = (
-        f"{record.user_id} {record.day}: recorded {record.kind} {record.recorded} "
+        # The record's own date, as its line and bean-check give it (a balance
+        # directive of D holds the balance at the end of D-1: record.day).
+        f"{record.user_id} {record.entry.date}: recorded {record.kind} {record.recorded} "
         f"{record.commodity}, now {record.now} {record.commodity} "
         f"({where(record.entry.meta, root)})"
     )

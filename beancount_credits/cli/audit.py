@@ -13,7 +13,9 @@ from beancount_credits import engine
 from beancount_credits.audit import git_history, provenance, verify
 from beancount_credits.cli.common import (
     DATE,
+    FINDINGS,
     LEDGER,
+    CommandError,
     echo_write,
     load_or_fail,
     main,
@@ -35,7 +37,7 @@ def history(ledger: Path, user: str, allow_errors: bool) -> None:
     try:
         table = provenance.history(loaded, user)
     except (LedgerError, git_history.ProvenanceError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     render_text(table, sys.stdout)
 
 
@@ -81,7 +83,7 @@ def amend(
                 also_commit=edited,
             )
     except (amendments.AmendError, LedgerError, write.WriteError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"amend {planned.day}: {planned.summary()}")
     for line in planned.changed[:10]:
         click.echo(f"  {line}")
@@ -108,14 +110,14 @@ def verify_command(ledger: Path) -> None:
     try:
         loaded = load(ledger)  # its errors are what verify explains, not a reason to stop
     except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     records = verify.broken_records(loaded)
     state = seal.check(loaded.entries)
     try:
         in_git = verify.explain(loaded, records)
         history = seal_history.changes(loaded)
     except git_history.ProvenanceError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if history is not None:
         verify.attach_history(records, history.changes)
     recorded = sum(
@@ -141,7 +143,7 @@ def verify_command(ledger: Path) -> None:
         try:
             whole = load(periods.history_path(ledger))
         except LedgerError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise CommandError(str(exc)) from None
         archived = seal.check(whole.entries)
         if archived.problems:
             broken = True
@@ -165,9 +167,9 @@ def verify_command(ledger: Path) -> None:
         listed = [change for change in history.changes if not change.made_by_amendment]
         if listed:
             amended_later = len(listed) - len(unamended)
-            later = f", {amended_later} amended later" if amended_later else ""
+            note = f", {amended_later} amended later" if amended_later else ""
             click.echo(
-                f"verify: {len(unamended)} change(s) of sealed days without an amendment{later}"
+                f"verify: {len(unamended)} change(s) of sealed days without an amendment{note}"
             )
             for change in listed:
                 click.echo("\n".join(seal_history.describe(change)))
@@ -184,4 +186,4 @@ def verify_command(ledger: Path) -> None:
     if not in_git or history is None:
         click.echo("(git provenance unavailable: the ledger is not in a git repository)")
     if broken:
-        raise SystemExit(1)
+        raise SystemExit(FINDINGS)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
-from collections.abc import Callable, Sequence
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +18,24 @@ import click
 from beancount_credits import __version__
 from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
 from beancount_credits.reports.table import Filters
+
+# Exit statuses, the same for every command (docs/cli.md): 0 done; 1 done, with
+# findings to look at (verify's broken records, notify's failed deliveries);
+# 2 not done: a usage or input error (click's UsageError is 2 too).
+FINDINGS = 1
+ERROR = 2
+
+
+class CommandError(click.ClickException):
+    """The command could not do what was asked (bad input, unknown user, a refused write)."""
+
+    exit_code = ERROR
+
+
+class Findings(click.ClickException):
+    """The command ran and found something to look at (one line on stderr)."""
+
+    exit_code = FINDINGS
 
 
 class DateType(click.ParamType):
@@ -36,8 +58,72 @@ LEDGER = click.argument(
 
 @click.group()
 @click.version_option(__version__, prog_name="bean-credits")
-def main() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what the command does on stderr (-vv: in detail). Warnings show always.",
+)
+def main(verbose: int) -> None:
     """A ledger of user credits kept as plain Beancount text."""
+    setup_logging(verbose)
+
+
+class EchoHandler(logging.Handler):
+    """Log records on the current stderr (click's, so a test runner captures them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(verbose: int) -> None:
+    """The package's diagnostics (stdlib logging) on stderr: warnings, -v info, -vv debug."""
+    logger = logging.getLogger("beancount_credits")
+    for handler in [h for h in logger.handlers if isinstance(h, EchoHandler)]:
+        logger.removeHandler(handler)
+    handler = EchoHandler()
+    handler.setFormatter(logging.Formatter("bean-credits: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(
+        logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    )
+    logger.propagate = False
+
+
+def on_terminal() -> bool:
+    """Whether stderr is a person's terminal: not a pipe, a file or a CI log."""
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextlib.contextmanager
+def progress(label: str, steps: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr over a long command's ``steps``, on a terminal only.
+
+    The yielded ``step(name)`` finishes the step under way and shows ``name``
+    as the one running. In a pipe or a CI log it does nothing: the output
+    stays what the command prints.
+    """
+    if not on_terminal():
+        yield lambda _name: None
+        return
+    started = False
+    with click.progressbar(
+        length=steps,
+        label=label,
+        file=sys.stderr,
+        show_eta=False,
+        item_show_func=lambda name: name,
+    ) as bar:
+
+        def step(name: str) -> None:
+            nonlocal started
+            bar.update(1 if started else 0, name)
+            started = True
+
+        yield step
 
 
 def echo_write(
@@ -71,11 +157,11 @@ def load_or_fail(  # type: ignore[no-untyped-def]
     try:
         loaded = load(path, cache=cache, for_write=for_write)
     except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if loaded.errors:
         click.echo(format_errors(loaded.errors), err=True)
         if not allow_errors:
-            raise click.ClickException(
+            raise CommandError(
                 f"{len(loaded.errors)} error(s) in {path}; fix them (bean-check lists them) "
                 "or pass --allow-errors"
             )
@@ -124,6 +210,8 @@ def report_filters(command: Callable[..., Any]) -> Callable[..., Any]:
         date_to = date_to or datetime.date.today()
         if date_from is not None and date_from > date_to:
             raise click.UsageError(f"--from {date_from} is after --to {date_to}")
+        if desc and sort_field is None:
+            raise click.UsageError("--desc sorts by --sort FIELD: give the column to sort by")
         filters = Filters(
             user=user,
             segment=segment,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -10,10 +11,13 @@ import click
 from beancount_credits.cli.common import (
     DATE,
     LEDGER,
+    CommandError,
+    Findings,
     MomentType,
     echo_write,
     load_or_fail,
     main,
+    progress,
     say_as_of,
 )
 from beancount_credits.jobs import close_day
@@ -37,23 +41,46 @@ def close_day_command(ledger: Path, day: datetime.date | None, commit: bool) -> 
     if day >= today:
         raise click.UsageError(f"--date {day} has not ended yet (today is {today})")
     try:
-        with write.ledger_lock(ledger):
+        with progress(f"close-day {day}", 4) as step, write.ledger_lock(ledger):
+            step("loading the ledger")
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            step("booking through the day")
             planned = close_day.plan(loaded, day)
             changes = close_day.changes(loaded, planned)
+            step("checking and writing")
             message = f"close-day {day}: {planned.summary()}"
+            files = write.ledger_files(ledger, loaded.options)
+            # The log a close-day without --commit wrote goes into this commit.
+            earlier, reason = (
+                write.uncommitted_output(ledger, files, close_day.LOG_DIR) if commit else ([], "")
+            )
             result = write.apply(
                 ledger,
-                write.ledger_files(ledger, loaded.options),
+                files,
                 changes,
                 message=message,
                 commit=commit,
                 prepared=loaded.prepared,
+                also_commit=earlier,
             )
+            if commit and not changes and earlier:
+                result.commit = write.commit_only(
+                    ledger, earlier, f"close-day {day}: the log written without --commit"
+                )
     except write.WriteError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"close-day {day}: {planned.summary()}")
     echo_write(ledger, result.written, result.commit)
+    root = ledger.resolve().parent
+    if result.commit and earlier:
+        for path in earlier:
+            if path not in [p.resolve() for p in result.written]:
+                click.echo(f"  committed earlier output {path.relative_to(root)}")
+    if reason:
+        click.echo(
+            f"  not committed: {reason}; commit {ledger.name} yourself "
+            f"(git -C {root} add {ledger.name} && git -C {root} commit)"
+        )
 
 
 @main.command()
@@ -136,19 +163,17 @@ def notify(
             )
             notifier.clear_sent(ledger)
     except (notifier.NotifyError, LedgerError, write.WriteError) as exc:
-        raise click.ClickException(str(exc)) from None
-    for item in outcomes:
-        why = f": {item.reason}" if item.reason else ""
+        raise CommandError(str(exc)) from None
+    for outcome in outcomes:
+        why = f": {outcome.reason}" if outcome.reason else ""
         click.echo(
-            f"  {item.status} {item.delivery.alert.kind} {item.delivery.alert.id} to "
-            f"{item.delivery.alert.user_id} by {item.delivery.channel}{why}"
+            f"  {outcome.status} {outcome.delivery.alert.kind} {outcome.delivery.alert.id} to "
+            f"{outcome.delivery.alert.user_id} by {outcome.delivery.channel}{why}"
         )
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
     if failed:
-        raise click.ClickException(
-            f"{failed} delivery(ies) failed (recorded; tried again on the next run)"
-        )
+        raise Findings(f"{failed} delivery(ies) failed (recorded; tried again on the next run)")
 
 
 @main.command("topup")
@@ -194,7 +219,7 @@ def topup_command(
             decisions = topup.plan(loaded, conf, now, retry_user)
             requests = [item.request for item in decisions if item.request is not None]
             if retry_user is not None and not requests:
-                raise click.ClickException(f"topup --retry {retry_user}: {decisions[0].reason}")
+                raise CommandError(f"topup --retry {retry_user}: {decisions[0].reason}")
             for item in decisions:
                 if item.request is None:
                     click.echo(f"  {item.user_id}: no request: {item.reason}")
@@ -204,6 +229,10 @@ def topup_command(
                         f"{item.request.amount} ({item.request.request}): {item.reason}"
                     )
             if dry_run:
+                click.echo(
+                    f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s) "
+                    "would be made (dry run: nothing written, nothing sent)"
+                )
                 return
             changes = records.month_changes(
                 loaded,
@@ -224,10 +253,11 @@ def topup_command(
             pending = topup.open_requests(loaded, now) + requests
             files = topup.write_outbox(folder, pending)
     except (notifier.NotifyError, LedgerError, write.WriteError, topup.TopUpError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"topup {now.isoformat(timespec='minutes')}: {len(requests)} request(s)")
+    echo_write(ledger, result.written, None)  # the request records in the ledger
     for path in files:
-        click.echo(f"  wrote {path}")
+        click.echo(f"  wrote {path}")  # the requests for the payment side
     if result.commit:
         click.echo(f"  committed {result.commit[:12]}")
 
@@ -261,27 +291,44 @@ def import_command(
     file is written (every bad row is listed). Events already in the ledger
     (by id) are skipped.
     """
+    # Four phases a file: reading it, the ledger, planning, checking and writing.
+    with progress("import", 4 * len(files)) as step:
+        for name in files:
+            import_file(ledger, name, fmt, commit, skip_invalid, rejects, timezone, step)
+
+
+def import_file(
+    ledger: Path,
+    name: str,
+    fmt: str | None,
+    commit: bool,
+    skip_invalid: bool,
+    rejects: Path | None,
+    timezone: str | None,
+    step: Callable[[str], None],
+) -> None:
+    """One FILE of ``import``: a batch, all or nothing."""
     from beancount_credits.importers import ImportFailed, import_events
 
-    for name in files:
-        try:
-            result = import_events(
-                ledger,
-                name,
-                fmt=fmt,
-                commit=commit,
-                skip_invalid=skip_invalid,
-                rejects=rejects,
-                timezone=timezone,
-            )
-        except ImportFailed as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(result.summary())
-        for line in result.rejected:
-            click.echo(f"  rejected {line}")
-        if result.rejects_file is not None:
-            click.echo(f"  wrote rejects to {result.rejects_file}")
-        echo_write(ledger, result.written, result.commit)
+    try:
+        result = import_events(
+            ledger,
+            name,
+            fmt=fmt,
+            commit=commit,
+            skip_invalid=skip_invalid,
+            rejects=rejects,
+            timezone=timezone,
+            step=step,
+        )
+    except ImportFailed as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(result.summary())
+    for line in result.rejected:
+        click.echo(f"  rejected {line}")
+    if result.rejects_file is not None:
+        click.echo(f"  wrote rejects to {result.rejects_file}")
+    echo_write(ledger, result.written, result.commit)
 
 
 @main.command("close-period")
@@ -295,12 +342,15 @@ def close_period(ledger: Path, through: datetime.date, commit: bool) -> None:
     if through >= datetime.date.today():
         raise click.UsageError(f"--through {through} has not ended yet")
     try:
-        with write.ledger_lock(ledger):
+        with progress(f"close-period through {through}", 3) as step, write.ledger_lock(ledger):
+            step("loading the ledger")
             loaded = load_or_fail(ledger, allow_errors=False, for_write=True)
+            step("planning the carry-forward")
             planned = periods.plan(loaded, through)
+            step("checking, writing and archiving")
             result = periods.apply(loaded, planned, commit=commit)
     except (periods.PeriodError, write.WriteError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"close-period through {through}: {planned.summary()}")
     echo_write(ledger, result.written, result.commit, result.removed, "moved {} to the archive")
 
@@ -313,6 +363,6 @@ def recover(ledger: Path) -> None:
         with write.ledger_lock(ledger) as finished:
             pass
     except write.WriteError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if finished is None:
         click.echo(f"no interrupted write in {ledger.resolve().parent}")

@@ -12,8 +12,10 @@ import click
 from beancount_credits import exports
 from beancount_credits.cli.common import (
     LEDGER,
+    CommandError,
     load_or_fail,
     main,
+    progress,
     report_filters,
     say_as_of,
 )
@@ -107,7 +109,7 @@ def report(
             table = columnar_reports.run(name, opened, filters)
             write_report(table, fmt, output, exports.ledger_name(ledger, {}), raw_csv)
         except (ReportError, exports.ExportError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise CommandError(str(exc)) from None
         return
     if engine != "duckdb":
         raise click.UsageError("--engine applies to reports on an export (--source)")
@@ -118,21 +120,21 @@ def report(
         table = run_report(name, loaded, filters)
         write_report(table, fmt, output, exports.ledger_name(ledger, loaded.options), raw_csv)
     except (ReportError, LedgerError, exports.ExportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
 
 
 def check_output(fmt: str | None, output: Path | None) -> str:
     """The export format asked for (explicitly, or by the -o suffix); refuse bad ones early."""
+    if output is not None and not output.parent.is_dir():
+        raise CommandError(f"-o {output}: no such folder {output.parent}")
     if fmt is None:
         fmt = (exports.format_of(output) if output else None) or "text"
     try:
         exports.check_format(fmt)
     except exports.ExportError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if output is None and exports.is_binary(fmt) and sys.stdout.isatty():
-        raise click.ClickException(
-            f"{fmt} is a binary format: not writing it to a terminal; use -o FILE"
-        )
+        raise CommandError(f"{fmt} is a binary format: not writing it to a terminal; use -o FILE")
     return fmt
 
 
@@ -175,11 +177,18 @@ def export_parquet(ledger: Path, output: Path) -> None:
     active period only (and a closed period whose archive changed).
     """
     from beancount_credits import columnar  # duckdb only when asked for
+    from beancount_credits.columnar import periods as columnar_periods
 
     try:
-        result = columnar.export(ledger, output)  # loads one period at a time
+        closed = columnar_periods.closed_periods(ledger)
+    except columnar_periods.PeriodError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        with progress(f"export parquet {output}", 2 + len(closed)) as step:
+            step("loading the ledger")
+            result = columnar.export(ledger, output, step)  # loads one period at a time
     except columnar.ColumnarError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     click.echo(f"export parquet {output}: {result.summary()}")
     for name in result.loaded:
         click.echo(f"  loaded period {name}" + (" (active)" if name.endswith("--") else ""))

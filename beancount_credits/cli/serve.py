@@ -8,6 +8,7 @@ import click
 
 from beancount_credits.cli.common import (
     LEDGER,
+    CommandError,
     main,
 )
 
@@ -48,4 +49,4 @@ def serve(
         click.echo("read-only" if not edit else "editing allowed", err=True)
         server.serve(app, host, port)
     except server.ServeError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None

@@ -312,9 +312,9 @@ def balance_rows(ledger: Ledger, period: Period) -> Iterable[Row]:
                 accounts[str(user_id)],
                 currency,
                 change,
-                places(change),
+                places(change),  # type: ignore[arg-type]
                 balance,
-                places(balance),
+                places(balance),  # type: ignore[arg-type]
             )
 
 

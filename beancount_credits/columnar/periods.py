@@ -205,7 +205,7 @@ def parse_chart(main: Path) -> Chart:
         for entry in entries
         if not isinstance(entry, periods.MOVED) and not seal.is_record(entry)
     ]
-    return Chart(kept, options)
+    return Chart(kept, options)  # type: ignore[arg-type]
 
 
 def load_closed(period: Period, chart: Chart) -> Ledger:

@@ -209,9 +209,9 @@ def usage_report(source: Source, filters: Filters) -> Table:
     for account, currency, start, *sums in source.rows(sql.USAGE, params):
         earned, redeemed, expired, earned_places, redeemed_places, expired_places = sums
         found[(account, currency)][start] = {
-            "earned": exact(earned, earned_places),
-            "redeemed": exact(redeemed, redeemed_places),
-            "expired": exact(expired, expired_places),
+            "earned": exact(earned, earned_places),  # type: ignore[dict-item]
+            "redeemed": exact(redeemed, redeemed_places),  # type: ignore[dict-item]
+            "expired": exact(expired, expired_places),  # type: ignore[dict-item]
         }
     user_ids = {account: user_id for user_id, account, _segment in source.rows(sql.USERS, {})}
     return usage.usage_table(found, user_ids, filters, period)
@@ -251,7 +251,7 @@ def liability_report(source: Source, filters: Filters) -> Table:
         (date, (currency, basis), move, exact(value, places))
         for date, currency, basis, move, value, places in source.rows(sql.LIABILITY, params)
     ]
-    return liability.roll_forward(moves, filters, first, last)
+    return liability.roll_forward(moves, filters, first, last)  # type: ignore[arg-type]
 
 
 def daily_report(source: Source, filters: Filters) -> Table:

@@ -43,7 +43,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -297,12 +297,17 @@ def sweep(out: Path, keep: Iterable[str]) -> list[str]:
     return removed
 
 
-def export(ledger: Ledger | Path, out: Path) -> ExportResult:
+def export(
+    ledger: Ledger | Path, out: Path, step: Callable[[str], None] | None = None
+) -> ExportResult:
     """Export the ledger's whole history under ``out``, period by period (module docstring).
 
     ``ledger`` is the active ledger's main file (loaded here, then released
     before the closed periods are loaded) or that file already loaded.
+    ``step(name)`` is told of each period as its turn comes (the active one,
+    then each closed one): a progress bar's hook.
     """
+    step = step or (lambda _name: None)
     if out.exists() and not out.is_dir():
         raise ColumnarError(f"{out} exists and is not a folder")
     main = ledger.path if isinstance(ledger, Ledger) else ledger
@@ -343,6 +348,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         records: list[dict[str, Any]] = []
         loaded = [active.name]
         owned = not isinstance(ledger, Ledger)
+        step(f"period {active.name} (active)")
         active_ledger.grants  # noqa: B018 -- books through the horizon, which the manifest keeps
         horizon = active_ledger.timeline.horizon
         hashes = writer.period(active_ledger, active, release=owned)
@@ -354,6 +360,7 @@ def export(ledger: Ledger | Path, out: Path) -> ExportResult:
         writer.flush()
         loaded_chart: columnar_periods.Chart | None = None
         for period in closed:
+            step(f"period {period.name}")
             before = old_periods.get(period.name)
             if (
                 before is not None

@@ -156,9 +156,9 @@ class ChartData:
                 values = [points[key][x] for x in xs]
                 plotted = [x_value(x) for x in xs]
                 if self.chart.kind == "step":
-                    axes.step(plotted, values, where="post", label=name(*key))
+                    axes.step(plotted, values, where="post", label=name(*key))  # type: ignore[arg-type]
                 else:
-                    axes.plot(plotted, values, label=name(*key))
+                    axes.plot(plotted, values, label=name(*key))  # type: ignore[arg-type]
             if self.dates:
                 figure.autofmt_xdate()
             elif labels:

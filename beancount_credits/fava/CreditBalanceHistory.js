@@ -68,6 +68,7 @@ function rowElement(columns, row, onRow) {
       attrs.class = cell !== null && Number(cell) < 0 ? "num neg" : "num";
     } else if (columns[i].name === "Description" || columns[i].name === "Reason") {
       attrs.class = "cbh-wrap";
+      if (cell) attrs.title = cell; // shown whole on hover where the cell is cut
     }
     tr.append(el("td", attrs, [cell ?? ""]));
   });
@@ -82,7 +83,11 @@ function compare(kind, a, b) {
   return String(a).localeCompare(String(b));
 }
 
-/** The daily balance chart: one step line per credit type, a circle per data point. */
+/**
+ * The daily balance charts: one per credit type, each on its own y scale (a
+ * type counted in tens never lies flat under one counted in thousands), all
+ * on the same dates; a step line and a circle per data point.
+ */
 function drawChart(box, legend, daily) {
   box.replaceChildren();
   legend.replaceChildren();
@@ -98,21 +103,39 @@ function drawChart(box, legend, daily) {
     box.append(el("p", { class: "cbh-empty" }, ["No balance in this period."]));
     return;
   }
-  const W = 900, H = 260, L = 60, R = 15, T = 12, B = 28;
   const all = [...series.values()].flat();
   const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
-  let y0 = Math.min(0, ...all.map((p) => p[1])), y1 = Math.max(0, ...all.map((p) => p[1]));
+  let index = 0;
+  for (const [type, points] of series) {
+    const color = COLORS[index++ % COLORS.length];
+    const figure = el("figure", { class: "cbh-chart-one", "data-type": type }, [
+      el("figcaption", {}, [el("span", { class: "cbh-swatch", "data-color": String((index - 1) % COLORS.length) }), type]),
+    ]);
+    figure.append(typeChart(type, points, color, x0, x1, series.size > 1 ? 170 : 260, daily.title));
+    box.append(figure);
+    // Each chart's caption names its type; the legend lists them for a reader of the text.
+    legend.append(el("span", { "data-color": String((index - 1) % COLORS.length) }, [type]));
+  }
+}
+
+/** One credit type's chart: its own y scale from its own lowest to highest balance. */
+function typeChart(type, points, color, x0, x1, H, title) {
+  const W = 900, L = 60, R = 15, T = 12, B = 28;
+  let y0 = Math.min(0, ...points.map((p) => p[1])), y1 = Math.max(0, ...points.map((p) => p[1]));
   if (y0 === y1) y1 = y0 + 1;
-  const sx = (x) => L + (x1 === x0 ? (W - L - R) / 2 : ((x - x0) / (x1 - x0)) * (W - L - R));
-  const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": daily.title, class: "cbh-svg" });
   const step = niceStep((y1 - y0) / 4);
   y0 = Math.floor(y0 / step) * step;
   y1 = Math.ceil(y1 / step) * step;
+  const sx = (x) => L + (x1 === x0 ? (W - L - R) / 2 : ((x - x0) / (x1 - x0)) * (W - L - R));
+  const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  const chart = svg("svg", {
+    viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title}: ${type}`, class: "cbh-svg",
+    "data-type": type, "data-y0": y0, "data-y1": y1,
+  });
   for (let value = y0; value <= y1 + step / 2; value += step) {
     chart.append(svg("line", { x1: L, x2: W - R, y1: sy(value), y2: sy(value), class: value === 0 ? "axis zero" : "axis" }));
     const label = svg("text", { x: L - 6, y: sy(value) + 4, "text-anchor": "end" });
-    label.textContent = String(value);
+    label.textContent = String(Number(value.toPrecision(12)));
     chart.append(label);
   }
   for (const [x, text] of monthTicks(x0, x1)) {
@@ -121,27 +144,22 @@ function drawChart(box, legend, daily) {
     label.textContent = text;
     chart.append(label);
   }
-  let index = 0;
-  for (const [type, points] of series) {
-    const color = COLORS[index++ % COLORS.length];
-    let d = "";
-    points.forEach(([x, y], i) => {
-      d += i === 0 ? `M${sx(x)},${sy(y)}` : `H${sx(x)}V${sy(y)}`;
+  let d = "";
+  points.forEach(([x, y], i) => {
+    d += i === 0 ? `M${sx(x)},${sy(y)}` : `H${sx(x)}V${sy(y)}`;
+  });
+  chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "cbh-line" }));
+  for (const [x, y, date, balance] of points) {
+    const dot = svg("circle", {
+      cx: sx(x), cy: sy(y), r: points.length > 120 ? 1.5 : 3, fill: color,
+      class: "cbh-point", "data-date": date, "data-balance": balance, "data-type": type,
     });
-    chart.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, class: "cbh-line" }));
-    for (const [x, y, date, balance] of points) {
-      const dot = svg("circle", {
-        cx: sx(x), cy: sy(y), r: points.length > 120 ? 1.5 : 3, fill: color,
-        class: "cbh-point", "data-date": date, "data-balance": balance, "data-type": type,
-      });
-      const title = svg("title");
-      title.textContent = `${date}: ${balance} ${type}`;
-      dot.append(title);
-      chart.append(dot);
-    }
-    legend.append(el("span", { style: `--swatch: ${color}` }, [type]));
+    const tip = svg("title");
+    tip.textContent = `${date}: ${balance} ${type}`;
+    dot.append(tip);
+    chart.append(dot);
   }
-  box.append(chart);
+  return chart;
 }
 
 /** 1, 2 or 5 times a power of ten, at least ``raw``. */
@@ -362,7 +380,33 @@ class Page {
   }
 }
 
+const JOURNAL_KEY = "fava-journal-show";
+
+/**
+ * Preset Fava's journal toggles when the ledger asks for it (the extension's
+ * journal_hide) and this browser has made no choice yet: the journal then
+ * opens without the daily balance lines, one click from showing them. Fava
+ * keeps the choice in localStorage and reads it when its journal store
+ * starts; the storage event tells a store already started.
+ */
+async function presetJournal(api) {
+  if (localStorage.getItem(JOURNAL_KEY) !== null) return;
+  const settings = await api.get("settings");
+  const show = settings && settings.journal_show;
+  if (!Array.isArray(show) || localStorage.getItem(JOURNAL_KEY) !== null) return;
+  const value = JSON.stringify(show);
+  localStorage.setItem(JOURNAL_KEY, value);
+  window.dispatchEvent(new StorageEvent("storage", { key: JOURNAL_KEY, newValue: value, storageArea: localStorage }));
+}
+
 export default {
+  async init(context) {
+    try {
+      await presetJournal(context.api);
+    } catch (error) {
+      console.warn("Credit Balance History: journal preset skipped:", error);
+    }
+  },
   onExtensionPageLoad() {
     const root = document.getElementById("cbh");
     if (root) new Page(root).start();

@@ -14,10 +14,21 @@ filters passed in the query string:
   per-member use;
 - ``alerts``: users below their low-balance threshold, credits expiring soon,
   users in overdraft, failed top-ups;
+- ``settings``: what the page's script presets in Fava (``journal_show``: the
+  entry types Fava's journal shows by default, when the ledger asks for it);
 - ``export?table=NAME&format=csv|xlsx|pdf``: one of those tables as a file,
   written by :func:`beancount_credits.exports.export` (the CLI's exporters);
   ``users`` takes the page's ``segment``, ``credit_type``, ``q``, ``sort`` and
   ``desc``, the one-user tables ``user_id``.
+
+A ledger whose journal is mostly the daily balance lines can ask, in the
+extension's configuration, to hide them by default (one click in the
+journal's toggles shows them again)::
+
+    2025-01-01 custom "fava-extension" "beancount_credits.fava" "{'journal_hide': ['balance']}"
+
+Fava keeps the journal's choice in the browser (``localStorage``); the
+script sets it only while the browser holds no choice of its own.
 
 Every table is a report of :data:`beancount_credits.reports.REPORTS`
 (:func:`beancount_credits.fava.view.table`), the same the CLI prints; this
@@ -31,7 +42,7 @@ from __future__ import annotations
 import datetime
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from beancount.core import data
 from fava.core.filters import AccountFilter, AdvancedFilter, FilterError, TimeFilter
@@ -76,6 +87,38 @@ def table_json(table: Table) -> dict[str, Any]:
     }
 
 
+# The entry types of Fava 1.30's journal toggles (its default: all shown).
+JOURNAL_TYPES = (
+    "balance",
+    "budget",
+    "cleared",
+    "custom",
+    "discovered",
+    "document",
+    "note",
+    "pending",
+    "query",
+    "statement",
+    "transaction",
+)
+
+
+def journal_show(config: object) -> list[str] | None:
+    """The journal's default entry types from the extension's configuration, or None.
+
+    ``{'journal_hide': ['balance']}`` shows every type but those; anything
+    else (no configuration, another shape, unknown types) presets nothing.
+    """
+    if not isinstance(config, dict):
+        return None
+    hide = config.get("journal_hide")
+    if not isinstance(hide, list | tuple) or not hide:
+        return None
+    if not all(isinstance(kind, str) and kind in JOURNAL_TYPES for kind in hide):
+        return None
+    return [kind for kind in JOURNAL_TYPES if kind not in hide]
+
+
 def error_response(message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": message}), status
 
@@ -94,8 +137,13 @@ class CreditBalanceHistory(FavaExtensionBase):
         # engine pass). A new load makes a new Ledger: requests of the old one
         # keep reading theirs.
         fava = self.ledger
+        # Fava types its entries, errors and options by its own protocols; they
+        # are Beancount's.
         self._credits = view.ledger_from_entries(
-            fava.beancount_file_path, fava.all_entries, fava.load_errors, fava.options
+            fava.beancount_file_path,
+            cast(Any, fava.all_entries),
+            list(fava.load_errors),
+            cast(Any, fava.options),
         )
 
     @property
@@ -145,9 +193,9 @@ class CreditBalanceHistory(FavaExtensionBase):
         entries: Sequence[data.Directive] = self.credits.timeline.schedule()
         try:
             if account is not None:
-                entries = AccountFilter(account).apply(entries)
+                entries = AccountFilter(account).apply(entries)  # type: ignore[arg-type, assignment]
             if advanced is not None:
-                entries = AdvancedFilter(advanced).apply(entries)
+                entries = AdvancedFilter(advanced).apply(entries)  # type: ignore[arg-type, assignment]
         except FilterError as exc:
             raise BadRequest(f"{exc.filter_type} filter: {exc.message}") from None
         return entries
@@ -259,6 +307,10 @@ class CreditBalanceHistory(FavaExtensionBase):
             )
 
         return self.answer(make)
+
+    @extension_endpoint
+    def settings(self) -> Any:
+        return jsonify({"journal_show": journal_show(self.config)})
 
     def export_table(self, name: str) -> Table:
         if name == "users":

@@ -51,7 +51,7 @@ def make_app(
         from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
         prefix = "/" + prefix.strip("/")
-        app.wsgi_app = DispatcherMiddleware(simple_wsgi, {prefix: app.wsgi_app})
+        app.wsgi_app = DispatcherMiddleware(simple_wsgi, {prefix: app.wsgi_app})  # type: ignore[method-assign]
         path = prefix + path
     security.secure(app, security.served_hosts(host, allow_hosts))
     return app, path

@@ -25,7 +25,7 @@ from beancount_credits import engine
 from beancount_credits.engine import asof, loadstamp
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger, find_config, index_users
-from beancount_credits.reports import run
+from beancount_credits.reports import USED_BY, run
 from beancount_credits.reports.index import index
 from beancount_credits.reports.table import Filters, Table
 
@@ -86,7 +86,11 @@ def table(
     """Report ``name`` over the period (``activity``: the entries Fava's account or tag
     filter keeps, for the reports that count activity)."""
     options = {} if activity is None else {"activity": activity}
-    return run(name, ledger, period.filters(**filters), strict_range=False, **options)
+    chosen = period.filters(**filters)
+    if name not in USED_BY["date_from"]:
+        # A table as of a day (open grants, balances) reads only the period's end.
+        chosen = dataclasses.replace(chosen, date_from=None)
+    return run(name, ledger, chosen, strict_range=False, **options)
 
 
 def ledger_from_entries(

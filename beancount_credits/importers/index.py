@@ -108,7 +108,7 @@ class LedgerIndex:
             elif isinstance(entry, data.Custom) and entry.type == "credits-user":
                 user_changes.append(entry)
         for change in sorted(user_changes, key=lambda entry: entry.date):
-            user_id = str(change.values[0][0]) if change.values else None
+            user_id = str(change.values[0][0]) if change.values else None  # type: ignore[assignment]
             if user_id in users:
                 for key in USER_FIELDS:
                     if key in change.meta:
@@ -135,7 +135,7 @@ def transaction_ref(entry: data.Transaction, txn_id: str, config: CreditsConfig)
     return TxnRef(
         txn_id=txn_id,
         date=entry.date,
-        flag=entry.flag,
+        flag=entry.flag,  # type: ignore[arg-type]
         wallet=wallet,
         number=number,
         currency=currency,

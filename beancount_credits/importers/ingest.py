@@ -32,7 +32,7 @@ import json
 import re
 import sys
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -261,7 +261,10 @@ def changes_for(
         text, starts = batch_text(plan.entries)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
         first = min(entry.date for entry in plan.entries)
-        name = f"{first.isoformat()}-{_safe_name(source.name)}-{digest}.beancount"
+        label = _safe_name(source.name)
+        if label.startswith(first.isoformat()):  # an export named by its day: once is enough
+            label = label[len(first.isoformat()) :].lstrip("-_.") or "events"
+        name = f"{first.isoformat()}-{label}-{digest}.beancount"
         batch_path = root / IMPORT_DIR / name
         result.append(write.FileChange(batch_path, text))
     by_file: dict[str, list[Edit]] = {}
@@ -349,14 +352,18 @@ def import_events(
     skip_invalid: bool = False,
     rejects: Path | None = None,
     timezone: str | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Import a batch of events into the ledger at ``ledger``; all or nothing.
 
     ``events`` is a CSV or JSON Lines file path, ``"-"`` for standard input, an
     open text stream, or an iterable of event dicts (in-process callers, e.g.
     an app recording a checkout the moment it happens). Raises
-    :class:`ImportFailed` (nothing written) listing every problem.
+    :class:`ImportFailed` (nothing written) listing every problem. ``step(name)``
+    is told of each phase as it starts (reading, planning, checking and
+    writing): a progress bar's hook.
     """
+    step = step or (lambda _name: None)
     main = Path(ledger)
     if not main.is_file():
         raise ImportFailed(f"no ledger file at {main}")
@@ -369,6 +376,7 @@ def import_events(
         raise ImportFailed(
             f"{source.name}: --skip-invalid without an input file needs --rejects FILE"
         )
+    step(f"reading {source.name}")
     try:
         rows = source.rows()
     except ReadError as exc:
@@ -378,7 +386,7 @@ def import_events(
         # (and the check loads) millions of objects without cycles, and its
         # passes over them cost more than the planning.
         with write.ledger_lock(main), incremental.paused_gc():
-            return _import_locked(main, source, rows, commit, skip_invalid, rejects, zone)
+            return _import_locked(main, source, rows, commit, skip_invalid, rejects, zone, step)
     except write.WriteError as exc:
         raise ImportFailed(exc.args[0], exc.details) from None
 
@@ -391,6 +399,7 @@ def _import_locked(
     skip_invalid: bool,
     rejects: Path | None,
     zone: zoneinfo.ZoneInfo | None,
+    step: Callable[[str], None],
 ) -> ImportResult:
     """Plan, check, and write (or list every bad row); each round of rejects re-plans.
 
@@ -399,6 +408,7 @@ def _import_locked(
     engine books an overdraw anyway, so the wallet's later draw-downs fail
     after it whether or not they are fine by themselves.
     """
+    step("reading the ledger")
     entries, options = parse_ledger(main)
     config = find_config(options)
     files = write.ledger_files(main, options)
@@ -412,6 +422,10 @@ def _import_locked(
     for attempt in range(_MAX_RETRIES):
         if attempt:  # planning changed the index; a retry starts from the text again
             index = LedgerIndex.from_entries(parse_ledger(main)[0], config)
+        step(
+            f"planning {len(rows) - len(skip)} row(s)"
+            + (f", round {attempt + 1}" if attempt else "")
+        )
         planned = planning.plan_batch(index, rows, zone, frozenset(skip))
         if planned.problems:
             rejected += _lines(source, planned.problems, planned)
@@ -427,6 +441,7 @@ def _import_locked(
             except AmendError as exc:
                 raise ImportFailed(f"{source.name}: {exc}; nothing was imported") from None
         message = f"import {source.name}: {planned.new} new, {planned.already} already imported"
+        step("checking and writing")
         try:
             if skip and not skip_invalid:
                 # Already failing: only find the rest of the bad rows, write nothing.
@@ -455,7 +470,7 @@ def _import_locked(
             source.name,
             planned.new,
             planned.already,
-            rejected,
+            sorted(rejected, key=_line_key),  # found in rounds; listed in line order
             result.written,
             batch_path,
             rejected_rows=len(skip),

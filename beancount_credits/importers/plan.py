@@ -106,7 +106,7 @@ class Planner:
             return
         existing = self.opens.get(account)
         if existing is None:
-            self.opens[account] = data.Open(self.meta(event), date, account, None, None)
+            self.opens[account] = data.Open(self.meta(event), date, account, None, None)  # type: ignore[arg-type]
         elif date < existing.date:
             self.opens[account] = existing._replace(date=date)
 
@@ -120,9 +120,8 @@ class Planner:
         if account is None:
             account = self.new_wallets[event.user] = user_account(event.user, self.config.users)
         if account not in self.opens:
-            self.opens[account] = data.Open(
-                self.meta(event, user_id=event.user), event.date, account, None, None
-            )
+            meta = self.meta(event, user_id=event.user)
+            self.opens[account] = data.Open(meta, event.date, account, None, None)  # type: ignore[arg-type]
         elif event.date < self.opens[account].date:
             self.opens[account] = self.opens[account]._replace(date=event.date)
         return account
@@ -263,13 +262,15 @@ class Planner:
             self.already += 1
             return []
         self.wallet(event)
+        amount = event.get("amount")
         custom = data.Custom(
             self.meta(
                 event,
                 txn_id=event.id,
                 request=request,
                 reason=event.get("reason"),
-                amount=event.get("amount"),
+                # With its credit type, as a hand-written record has it (200 CREDIT).
+                amount=None if amount is None else amount_lib.Amount(amount, event.commodity),
                 # The decline's own time: the top-up backoff counts from it.
                 failed_at=event.timestamp.astimezone(datetime.UTC).isoformat(),
             ),

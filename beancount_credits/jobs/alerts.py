@@ -185,7 +185,7 @@ def due(ledger: Ledger, conf: settings.Settings, date: datetime.date) -> list[Al
     for grant in sorted(
         result.grants.values(), key=lambda grant: (grant.expires or engine.NEVER, grant.id)
     ):
-        user = live.get(grant.account)
+        user = live.get(grant.account)  # type: ignore[assignment]
         if user is None or grant.expires is None or grant.remaining <= 0:
             continue
         days_left = (grant.expires - date).days

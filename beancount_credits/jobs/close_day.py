@@ -88,7 +88,7 @@ def plan(ledger: Ledger, through: datetime.date) -> Plan:
             balances.append(entry)
     sealed = []
     if seal_plugin.enabled(ledger.options):
-        records = [record(entry) for entry in [*expiries, *balances]]
+        records = [record(entry) for entry in [*expiries, *balances]]  # type: ignore[arg-type]
         sealed = seal.new_seals(ledger.entries, records, through)
     return Plan(through, expiries, balances, sealed)
 

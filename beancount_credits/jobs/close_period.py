@@ -316,7 +316,7 @@ def plan(ledger: Ledger, through: datetime.date) -> ClosePlan:
         date = through if found is None else found.date
         opening_text += f"\n{date} open {ledger.config.opening}\n"
         meta = data.new_metadata("<close-period>", 0)
-        opened.append(data.Open(meta, date, ledger.config.opening, None, None))
+        opened.append(data.Open(meta, date, ledger.config.opening, None, None))  # type: ignore[arg-type]
     opening_text += "".join("\n" + render(entry) for entry in carried)
     balances = opening_balances(ledger, carried, start)
     opening_text += "".join("\n" + render(entry) for entry in balances)

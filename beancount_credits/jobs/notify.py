@@ -55,6 +55,7 @@ from beancount.parser.grammar import ValueType
 
 from beancount_credits.engine import settings
 from beancount_credits.jobs import alerts, channels, records, topup
+from beancount_credits.jobs.alerts import Alert, Delivery, Skipped
 from beancount_credits.ledger import Ledger, write
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates" / "notify"
@@ -136,9 +137,9 @@ class Outcome:
 @dataclasses.dataclass
 class Plan:
     date: datetime.date
-    alerts: list[alerts.Alert]
-    todo: list[alerts.Delivery]
-    skipped: list[alerts.Skipped]
+    alerts: list[Alert]  # the field shadows the module here: the names are imported
+    todo: list[Delivery]
+    skipped: list[Skipped]
 
 
 def prepare(
@@ -253,7 +254,7 @@ def record_changes(
     ledger: Ledger, outcomes: list[Outcome], date: datetime.date, sent: Sequence[data.Custom] = ()
 ) -> list[write.FileChange]:
     """The record files: this run's outcomes, and ``sent`` (a dead run's journal) not yet in."""
-    recorded = {_identity(entry) for entry in ledger.entries if _is_notification(entry)}
+    recorded = {_identity(entry) for entry in ledger.entries if _is_notification(entry)}  # type: ignore[arg-type]
     entries = [entry for entry in sent if _identity(entry) not in recorded]
     entries += [delivery_record(outcome.record(date)) for outcome in outcomes]
     return records.month_changes(ledger, records.NOTIFY_DIR, entries, "Notification deliveries")

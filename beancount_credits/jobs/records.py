@@ -208,7 +208,7 @@ def topup_records(
                 )
         elif isinstance(entry, data.Transaction) and "topup_request" in entry.meta:
             for posting in entry.postings:
-                user_id = users_by_account.get(posting.account)
+                user_id = users_by_account.get(posting.account)  # type: ignore[assignment]
                 if user_id is not None and posting.units and posting.units.number > 0:
                     outcomes.append(
                         TopUpOutcome(

@@ -224,7 +224,7 @@ def _check(prepared: Prepared, changes: dict[Path, str]) -> list | None:
     last = len(rank)
     merged = [entry for entry in prepared.booked if _filename(entry) not in changed]
     merged.extend(new_booked)
-    merged.sort(key=lambda entry: (data.entry_sortkey(entry), rank.get(_filename(entry), last)))
+    merged.sort(key=lambda entry: (data.entry_sortkey(entry), rank.get(_filename(entry), last)))  # type: ignore[arg-type]
 
     early_errors = [
         error

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import logging
+import time
 from pathlib import Path
 
 from beancount import loader
@@ -23,6 +25,8 @@ from beancount_credits.engine import asof
 from beancount_credits.engine.config import EXPIRE_PLUGIN, ConfigError, CreditsConfig, parse_config
 from beancount_credits.engine.users import User, index_users
 from beancount_credits.ledger import incremental, pipeline, write
+
+log = logging.getLogger(__name__)
 
 
 class LedgerError(Exception):
@@ -118,6 +122,7 @@ def load(path: str | Path, cache: bool = True, for_write: bool = False) -> Ledge
             "also completes it first)"
         )
     prepared = None
+    started = time.perf_counter()
     if for_write:
         entries, errors, options, prepared = incremental.load(path)
     else:
@@ -128,6 +133,14 @@ def load(path: str | Path, cache: bool = True, for_write: bool = False) -> Ledge
                 entries, errors, options = loader.load_file(str(path))
             else:
                 entries, errors, options = pipeline.load_uncached(path.resolve())
+    log.info(
+        "loaded %s: %d entries, %d error(s) in %.2f s%s",
+        path,
+        len(entries),
+        len(errors),
+        time.perf_counter() - started,
+        " (kept for the write's check)" if for_write else "",
+    )
     config = find_config(options)
     return Ledger(
         path=path,

@@ -41,9 +41,9 @@ import dataclasses
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -56,6 +56,8 @@ from beancount_credits.ledger import git, incremental, pipeline
 from beancount_credits.ledger.render import WriteError, render
 from beancount_credits.ledger.render import quote as quote  # re-exported for hand-built text
 from beancount_credits.ledger.text import read_text
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".bean-credits.lock"
 PENDING_NAME = ".bean-credits-pending.json"
@@ -91,7 +93,7 @@ def ledger_lock(main: Path, timeout: float = 120.0) -> Iterator[str | None]:
                 time.sleep(0.05)
         finished = finish_pending(main)
         if finished is not None:
-            sys.stderr.write(f"bean-credits: {finished}\n")
+            log.warning("%s", finished)
         yield finished
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -401,6 +403,38 @@ def uncommitted_files(main: Path, files: Sequence[Path]) -> list[Path]:
     return sorted({(repo / name).resolve() for name in [*changed, *new] if name})
 
 
+def uncommitted_output(main: Path, files: Sequence[Path], folder: str) -> tuple[list[Path], str]:
+    """A job's earlier output in ``<folder>/`` that git does not have yet, and what stops it.
+
+    The files under ``folder`` that differ from HEAD, with the main file when
+    its only change is the ``include`` of that folder (what :func:`month_files`
+    adds); ``reason`` names a main file changed otherwise (by hand), which a
+    job must not commit for the user ("" when nothing stops it).
+    """
+    repo = git_root(main.resolve())
+    if repo is None:
+        return [], ""
+    base = (main.resolve().parent / folder).resolve()
+    changed = uncommitted_files(main, files)
+    output = [path for path in changed if path.is_relative_to(base)]
+    if not output or main.resolve() not in changed:
+        return output, ""
+    diff = git_text(repo, "diff", "--unified=0", "HEAD", "--", str(main.resolve()))
+    lines = [
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    include = f'include "{folder}/*/*.beancount"'
+    ours = all(
+        (line.startswith("+") and line[1:].strip() in ("", include)) or line.startswith("+;")
+        for line in lines
+    )
+    if ours:
+        return [*output, main.resolve()], ""
+    return output, f"{main.name} has other uncommitted changes"
+
+
 @dataclasses.dataclass
 class WriteResult:
     written: list[Path]
@@ -423,6 +457,16 @@ def check_changes(
         if errors is not None:
             return error_messages(errors), "incremental"
     return staged_check(main, files, changes), "staged"
+
+
+def commit_only(main: Path, paths: Sequence[Path], message: str) -> str:
+    """Commit files already written (by a run without --commit); the new commit's sha."""
+    repo = commit_preflight(main)
+    git_text(repo, "add", "--", *sorted(str(path.resolve()) for path in paths))
+    git_text(repo, "commit", "--quiet", "-m", message)
+    sha = git_text(repo, "rev-parse", "HEAD").strip()
+    log.info("committed %s: %s", sha[:12], message)
+    return sha
 
 
 def apply(
@@ -452,6 +496,7 @@ def apply(
             f"the ledger would have {len(errors)} error(s) after this write; nothing was written",
             errors,
         )
+    log.info("checked %d changed file(s) (%s check): no errors", len(changes), how)
     main = main.resolve()
     # Files that others include go first, the including main file last (a
     # reader between two renames sees new files not yet included rather than
@@ -470,8 +515,10 @@ def apply(
             paths = {str(path.resolve()) for path in [*written, *also_commit]}
             git_text(repo, "add", "--", *sorted(paths))
         if removed:
-            paths = [str(path.resolve()) for path in removed]
+            paths = [str(path.resolve()) for path in removed]  # type: ignore[assignment]
             git_text(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "--", *paths)
         git_text(repo, "commit", "--quiet", "-m", message)
         sha = git_text(repo, "rev-parse", "HEAD").strip()
+        log.info("committed %s: %s", sha[:12], message)
+    log.info("wrote %d file(s), removed %d", len(written), len(removed))
     return WriteResult(written, sha, how, removed)

@@ -60,8 +60,12 @@ REPORTS: dict[str, Report] = {
 
 # Filters only some reports read: any other report given one refuses it, so
 # a filter is never silently ignored. The one table of it (the export's
-# reports read it too).
+# reports and the Credit page read it too). ``--user`` and ``--to`` apply to
+# every report; ``--sort`` to every column a report prints.
 USED_BY: dict[str, set[str]] = {
+    "segment": set(REPORTS) - {"members", "statement"},  # one user's tables
+    "commodity": set(REPORTS) - {"failed-topups"},  # a record of money, not credits
+    "date_from": set(REPORTS) - {"balances", "expiring", "grants", "low-balance", "overdraft"},
     "member": {"hybrid", "statement", "usage"},
     "period": {"liability", "top", "usage"},
     "days": {"expiring"},
@@ -69,14 +73,17 @@ USED_BY: dict[str, set[str]] = {
     "search": {"users"},
 }
 
+# The command line's name of a filter, where it is not the field's.
+OPTION = {"date_from": "from"}
+
 
 def check_filters(name: str, filters: Filters) -> None:
     """ReportError when a filter is given to a report that does not read it."""
     for field, names in USED_BY.items():
         if getattr(filters, field) is not None and name not in names:
             raise ReportError(
-                f"--{field} does not apply to report {name!r} (it applies to: "
-                f"{', '.join(sorted(names))})"
+                f"--{OPTION.get(field, field)} does not apply to report {name!r} (it applies "
+                f"to: {', '.join(sorted(names))})"
             )
 
 
@@ -108,6 +115,7 @@ def run(
 
 
 __all__ = [
+    "OPTION",
     "REPORTS",
     "USED_BY",
     "Filters",

@@ -52,7 +52,7 @@ def balances_table(
     for user_id, segment, account in sorted(users):
         wallet = totals.get(account, {})
         rows.append(
-            [user_id, segment] + [wallet.get(currency, Decimal(0)) for currency in commodities]
+            [user_id, segment] + [wallet.get(currency, Decimal(0)) for currency in commodities]  # type: ignore[arg-type]
         )
     title = "Balances" + (f" as of {filters.date_to}" if filters.date_to else "")
     columns = [Column("User ID"), Column("Segment")] + [

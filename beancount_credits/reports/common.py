@@ -149,7 +149,7 @@ def unit_cost(grant: engine.Grant | None) -> tuple[Decimal, str] | None:
     """(money per credit, currency) of a grant; None for free credits and overdrafts."""
     if grant is None or grant.unit_cost is None:
         return None
-    return grant.unit_cost.number, grant.unit_cost.currency
+    return grant.unit_cost.number, grant.unit_cost.currency  # type: ignore[return-value]
 
 
 # --- Sorting ------------------------------------------------------------------

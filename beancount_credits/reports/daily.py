@@ -165,7 +165,7 @@ def rows_from_log(
                 bisect.insort(order, (users[entry.account], currency, entry.account))
             if entry.date == asserted:
                 logged[key] = entry.amount.number - balances[key]
-            balances[key] = entry.amount.number
+            balances[key] = entry.amount.number  # type: ignore[assignment]
         # Closes up to this day, an earlier one too when the range starts after it.
         for close_date in sorted(date for date in closing_moves if date <= day):
             for key, change in closing_moves.pop(close_date).items():

@@ -156,7 +156,7 @@ class Index:
 
     def ledger_of(self, ledger: Ledger, account: str) -> Ledger:
         """The ledger narrowed to one wallet's transactions (what its statement reads)."""
-        return dataclasses.replace(ledger, entries=self.transactions.get(account, []))
+        return dataclasses.replace(ledger, entries=self.transactions.get(account, []))  # type: ignore[arg-type]
 
 
 def index(ledger: Ledger) -> Index:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
 
+from babel.numbers import get_currency_precision
 from beancount.core import data
 
 from beancount_credits import engine
@@ -82,7 +83,7 @@ def reversal_parts(entries: list[data.Directive]) -> Reversals:
                 parts[(target, posting.account)].append(
                     ReversalPart(
                         entry.date,
-                        abs(posting.units.number),
+                        abs(posting.units.number),  # type: ignore[arg-type]
                         None if txn_id is None else str(txn_id),
                     )
                 )
@@ -240,11 +241,7 @@ def roll_forward(
                     common.period_label(start, period),
                     basis[0],
                     "free credits" if basis[1] == FREE else basis[1],
-                    before,
-                    totals["issued"],
-                    totals["redeemed"],
-                    totals["expired"],
-                    closing,
+                    *shown(basis, before, totals, closing),
                 ]
             )
             opening[basis] = closing
@@ -256,9 +253,38 @@ def roll_forward(
         notes=[
             "opening + issued - redeemed - expired = closing, each credit valued at its "
             "grant's unit cost",
+            "money at the currency's places, rounded half to even: opening, closing, issued "
+            "and expired each rounded; redeemed the balancing figure",
             "free credits (no unit cost) in credits, apart",
         ],
     )
+
+
+def places(currency: str) -> Decimal:
+    """The currency's smallest unit (ISO 4217 minor units: 0.01 USD, 1 JPY; else 0.01)."""
+    return Decimal(1).scaleb(-get_currency_precision(currency))
+
+
+def shown(
+    basis: Basis, opening: Decimal, totals: dict[str, Decimal], closing: Decimal
+) -> list[Decimal]:
+    """Opening, issued, redeemed, expired, closing as the report prints them.
+
+    Money is shown at its currency's places, and the row still adds up: the
+    balances (opening, closing) and issued and expired are each the exact
+    figure rounded half to even; redeemed is what makes opening + issued -
+    redeemed - expired = closing (within two units of the last place of its
+    exact figure). A period's opening is the previous closing, rounded alike,
+    so the periods chain. Free credits are counts of credits: shown exact.
+    """
+    if basis[1] == FREE:
+        return [opening, totals["issued"], totals["redeemed"], totals["expired"], closing]
+    unit = places(basis[1])
+    start, issued, expired, end = (
+        number.quantize(unit, ROUND_HALF_EVEN)
+        for number in (opening, totals["issued"], totals["expired"], closing)
+    )
+    return [start, issued, start + issued - expired - end, expired, end]
 
 
 def basis_order(basis: Basis) -> tuple[str, bool, str]:

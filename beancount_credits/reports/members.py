@@ -46,7 +46,7 @@ def report(
             member = (posting.meta or {}).get("member") or entry.meta.get("member")
             if member is None or not common.wants_commodity(filters, posting.units.currency):
                 continue
-            if classify(entry, user.account, ledger.config, posting.units.number) != "redeemed":
+            if classify(entry, user.account, ledger.config, posting.units.number) != "redeemed":  # type: ignore[arg-type]
                 continue
             row = used.setdefault((str(member), posting.units.currency), [ZERO, 0, entry.date])
             row[0] -= posting.units.number

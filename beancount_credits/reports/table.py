@@ -44,8 +44,11 @@ class Filters:
         pairs = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is not None and value is not False:
-                pairs.append((field.name.replace("_", " "), str(value)))
+            if field.name == "desc" or value is None:
+                continue  # the order is part of the sort: "Balance, descending"
+            if field.name == "sort":
+                value = f"{value}, {'descending' if self.desc else 'ascending'}"
+            pairs.append((field.name.replace("_", " "), str(value)))
         return pairs
 
 

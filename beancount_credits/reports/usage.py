@@ -59,7 +59,7 @@ def usage_by_period(
             number, currency = posting.units.number, posting.units.currency
             if not common.wants_commodity(filters, currency):
                 continue
-            kind = classify(entry, posting.account, config, number)
+            kind = classify(entry, posting.account, config, number)  # type: ignore[arg-type]
             start = common.period_start(entry.date, period)
             totals = found[(posting.account, currency)].setdefault(
                 start, dict.fromkeys(KINDS, common.ZERO)
