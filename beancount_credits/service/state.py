@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
+import glob
+import re
 import threading
 import time
 import zoneinfo
@@ -80,24 +81,29 @@ class Accepted:
     commodity: str | None
 
 
+_INCLUDE_RE = re.compile(r'^include\s+"([^"]+)"', re.MULTILINE)
+
+
 def _fingerprint(main: Path, options: Mapping[str, Any]) -> tuple[Any, ...]:
-    files = {Path(name) for name in write.ledger_files(main, dict(options))} | {main.resolve()}
+    """Size, mtime and inode of every ledger file, and of every file the main file's
+    include globs match now (a new import batch, a new month's log is a change)."""
+    files = {Path(name) for name in write.ledger_files(main, dict(options))}
+    root = main.resolve().parent
+    files.add(main.resolve())
+    try:
+        patterns = _INCLUDE_RE.findall(read_text(main))
+    except OSError:
+        patterns = []
+    for pattern in patterns:
+        files.update(Path(name).resolve() for name in glob.glob(str(root / pattern)))
     stats = []
     for path in sorted(files):
         try:
             stat = path.stat()
             stats.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
         except OSError:
-            stats.append((str(path), None))
-    folders = []
-    # A new file in an included folder (an import batch, a new month's log) is a change.
-    for folder in sorted({path.parent for path in files}):
-        try:
-            names = sorted(name for name in os.listdir(folder) if name.endswith(".beancount"))
-        except OSError:
-            names = []
-        folders.append((str(folder), tuple(names)))
-    return tuple(stats), tuple(folders)
+            stats.append((str(path), None, None, None))
+    return tuple(stats)
 
 
 def _written(entries: Sequence[data.Directive]) -> list[data.Directive]:
