@@ -70,6 +70,7 @@ def check(pass_: live.LivePass, fed: list[data.Directive], later: int) -> None:
     shuffled=st.randoms(use_true_random=False),
     shuffle=st.booleans(),
     later=st.integers(0, 60),
+    logged=st.lists(st.booleans(), max_size=40),
 )
 def test_a_live_pass_fed_a_stream_equals_one_pass_over_it(
     history: tuple[list, int],
@@ -78,10 +79,20 @@ def test_a_live_pass_fed_a_stream_equals_one_pass_over_it(
     shuffled: object,
     shuffle: bool,
     later: int,
+    logged: list[bool],
 ) -> None:
     entries = parsed(history)
     head = [entry for entry in entries if not isinstance(entry, data.Transaction)]
-    stream = [entry for entry in entries if isinstance(entry, data.Transaction)]
+    stream: list[data.Directive] = []
+    for number, entry in enumerate(e for e in entries if isinstance(e, data.Transaction)):
+        stream.append(entry)
+        if number < len(logged) and logged[number]:
+            # A balance the next day (as close-day logs one): the horizon moves past the
+            # entry's day, so a later entry of that day needs a new pass.
+            posting = entry.postings[0]
+            meta = data.new_metadata("<log>", 10_000 + number)
+            day = entry.date + datetime.timedelta(days=1)
+            stream.append(data.Balance(meta, day, posting.account, posting.units, None, None))
     cut = int(len(stream) * split)
     loaded, rest = head + stream[:cut], stream[cut:]
     if shuffle:
@@ -115,3 +126,38 @@ def test_a_refused_batch_taken_out_leaves_the_state_as_before() -> None:
     assert errors and "exceeds" in errors[0].message
     pass_.remove(overdraw)
     assert state(pass_.result(day)) == before
+
+
+def test_an_entry_of_a_day_already_logged_books_again_what_expired_the_next_morning() -> None:
+    # A grant expiring on day 2; a balance dated day 2 (day 1 logged) moved the pass past
+    # the expiry; a redemption of day 1 fed after it still spends the grant.
+    text = """
+2024-01-01 open Income:Credits:Purchase
+2024-01-01 open Expenses:Credits:Sessions
+2024-01-01 open Equity:Credits:Breakage
+2024-01-01 open Assets:Credits:Users:Alice
+  user_id: "alice"
+2024-01-05 * "Grant"
+  txn_id: "g"
+  expires: 2024-01-06
+  Assets:Credits:Users:Alice  10 CREDIT
+  Income:Credits:Purchase
+2024-01-06 balance Assets:Credits:Users:Alice  10 CREDIT
+2024-01-05 * "Late redemption"
+  txn_id: "r"
+  Assets:Credits:Users:Alice  -4 CREDIT
+  Expenses:Credits:Sessions
+"""
+    entries, errors, _options = parser.parse_string(text)
+    assert not errors
+    late = next(entry for entry in entries if entry.meta.get("txn_id") == "r")
+    pass_ = live.LivePass([entry for entry in entries if entry is not late], CONFIG)
+    assert pass_.add([late]) == []
+    assert pass_.restarts == 1
+    check(pass_, entries, 3)
+    assert (
+        live.wallet_at(
+            pass_.state.wallets[("Assets:Credits:Users:Alice", "CREDIT")], datetime.date(2024, 1, 6)
+        )[0]
+        == 0
+    )
