@@ -29,7 +29,6 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -64,7 +63,7 @@ def memory_mib(pid: int, key: str) -> int:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 class Events:
@@ -127,8 +126,15 @@ def main(argv: list[str] | None = None) -> None:
         port = 18000 + os.getpid() % 1000
         started = time.perf_counter()
         process = subprocess.Popen(
-            [str(BIN / "bean-credits"), "service", "plugins.beancount", "--port", str(port),
-             "--verify-every", "0"],  # fmt: skip
+            [
+                str(BIN / "bean-credits"),
+                "service",
+                "plugins.beancount",
+                "--port",
+                str(port),
+                "--verify-every",
+                "0",
+            ],
             cwd=work,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -188,8 +194,15 @@ def main(argv: list[str] | None = None) -> None:
             read_cpu = cpu_seconds(process.pid) - cpu0
             rss_now = memory_mib(process.pid, "VmRSS")
             rss_peak = memory_mib(process.pid, "VmHWM")
+            print(
+                f"single p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 "
+                f"{percentile(latencies, 0.99) * 1000:.1f} ms; batches "
+                f"{100 * args.batches / batch_wall:,.0f} events/s; reads p99 "
+                f"{percentile(reads, 0.99) * 1000:.2f} ms; RSS {rss_now}/{rss_peak} MiB",
+                flush=True,
+            )
             begin = time.perf_counter()
-            verify = client.post("/v1/admin/verify").json()
+            verify = client.post("/v1/admin/verify", timeout=1800).json()
             verify_wall = time.perf_counter() - begin
             restarts = client.get("/v1/health").json()
             client.close()
@@ -211,7 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| bean-check -C: CPU / peak RSS | {baseline.cpu:.2f} s / {baseline.rss_mib} MiB |")
     print(f"| bean-credits import of one event: CPU (median of {args.runs}) | {import_cpu:.2f} s |")
     print(f"| bean-credits import of one event: wall (median) | {import_wall * 1000:,.0f} ms |")
-    print(f"| service start (load + warm state): wall / CPU | {startup:.1f} s / {startup_cpu:.1f} s |")
+    print(
+        f"| service start (load + warm state): wall / CPU | {startup:.1f} s / {startup_cpu:.1f} s |"
+    )
     print(
         f"| one event through the service, {args.events} in a row: p50 / p99 / max | "
         f"{percentile(latencies, 0.5) * 1000:.1f} / {percentile(latencies, 0.99) * 1000:.1f} / "
@@ -227,13 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"| batches of 100 sustained: events/s (service CPU per event; batch p50) | "
-        f"{100 * args.batches / batch_wall:,.0f} ({batch_cpu / (100 * args.batches) * 1000:.2f} ms; "
+        f"{100 * args.batches / batch_wall:,.0f} "
+        f"({batch_cpu / (100 * args.batches) * 1000:.2f} ms; "
         f"{percentile(batch_latencies, 0.5) * 1000:.0f} ms) |"
     )
     print(
         f"| balance reads, {args.reads} in a row: reads/s; p50 / p99 | "
         f"{args.reads / read_wall:,.0f}; {percentile(reads, 0.5) * 1000:.2f} / "
-        f"{percentile(reads, 0.99) * 1000:.2f} ms (service CPU {read_cpu / args.reads * 1000:.2f} ms) |"
+        f"{percentile(reads, 0.99) * 1000:.2f} ms "
+        f"(service CPU {read_cpu / args.reads * 1000:.2f} ms) |"
     )
     print(
         f"| service memory after {posted} events: RSS / peak | {rss_now} / {rss_peak} MiB "
@@ -241,7 +258,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"| POST /v1/admin/verify (full load, compare): wall | {verify_wall:.1f} s |")
     print(f"| bean-check -C after the service's writes: CPU | {after.cpu:.2f} s |")
-    del shutil
 
 
 if __name__ == "__main__":
