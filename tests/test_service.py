@@ -430,3 +430,28 @@ def test_on_the_demo_a_late_event_goes_through_the_importer_and_its_amendment(
         assert report_balances(ledger, "2026-11-21")[user] == str(start - 5 + 8)
         assert service.client.post("/v1/admin/verify").json()["equal"] is True
     run("bean-check", str(ledger))
+
+
+def test_reads_refuse_bad_parameters_with_a_message_never_a_500(tmp_path: Path) -> None:
+    ledger = small_ledger(tmp_path)
+    with running(ledger) as service:
+        client = service.client
+        for path, params, status in (
+            ("/v1/users/alice/balance", {"date": "yesterday"}, 422),
+            ("/v1/users/alice/balance", {"date": "0001-01-01"}, 200),
+            ("/v1/users/alice/balance", {"date": "9999-12-30"}, 200),
+            ("/v1/users/alice/grants", {"date": "2026-02-30"}, 422),
+            ("/v1/users/alice/statement", {"from": "2026-12-01", "to": "2026-11-01"}, 422),
+            ("/v1/users/alice/statement", {"from": "1990-01-01", "to": "1990-02-01"}, 200),
+            ("/v1/users/%22%0A/statement", {}, 404),
+            ("/v1/users/alice%2Fx/balance", {}, 404),
+            ("/v1/nothing", {}, 404),
+        ):
+            answer = client.get(path, params=params)
+            assert answer.status_code == status, (path, params, answer.text)
+            assert "error" in answer.json() or status == 200
+        assert (
+            client.get("/v1/users/alice/balance", params={"date": "0001-01-01"}).json()["balances"]
+            == {}
+        )
+        assert client.put("/v1/events").status_code == 405

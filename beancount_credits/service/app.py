@@ -35,8 +35,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from beancount_credits.ledger import LedgerError
 from beancount_credits.ledger.render import render
-from beancount_credits.reports.table import format_cell
+from beancount_credits.reports.table import ReportError, format_cell
 from beancount_credits.service import auth
 from beancount_credits.service.state import Accepted, ServiceError, WarmLedger
 
@@ -187,6 +188,14 @@ def create_app(
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    @app.exception_handler(LedgerError)
+    async def ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
+        return _error(422, str(exc).splitlines()[0])
+
+    @app.exception_handler(ReportError)
+    async def report_error(_request: Request, exc: ReportError) -> JSONResponse:
+        return _error(422, str(exc).splitlines()[0])
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -268,11 +268,14 @@ class WarmLedger:
             with incremental.paused_gc():
                 ingest._import_locked(self.main, source, rows, False, False, None, self.zone)
         except (ingest.ImportFailed, write.WriteError) as exc:
+            # Nothing was written: the warm state still holds.
             lines = getattr(exc, "lines", None) or getattr(exc, "details", [])
             problems = [{"index": None, "message": line} for line in lines]
             raise ServiceError(422, str(exc.args[0]), problems) from None
-        finally:
-            self.load()
+        except BaseException:
+            self.load()  # whatever it left, the files say
+            raise
+        self.load()
 
     # -- the fast path: the live state, the day's file
 
