@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import datetime
+import io
 import json
 import os
 import re
@@ -202,6 +204,13 @@ def test_events_in_balances_out_equal_to_the_report(tmp_path: Path) -> None:
         ).json()
         assert [row[0] for row in statement["rows"]] == ["p-1", "r-2"]
         assert statement["rows"][-1][-1] == "25"
+        for user in ("alice", "carol"):
+            # The statement report's own rows, as bean-credits report prints them.
+            answer = service.client.get(f"/v1/users/{user}/statement", params={"to": "2026-12-30"})
+            command = ["report", "statement", str(ledger), "--user", user, "--to", "2026-12-30"]
+            text = run("bean-credits", *command, "--format", "csv").stdout
+            rows = list(csv.reader(io.StringIO(text)))[1:]
+            assert answer.json()["rows"] == rows
         verify = service.client.post("/v1/admin/verify").json()
         assert verify["equal"] is True, verify
         assert service.client.get("/v1/users/nobody/balance").status_code == 404
