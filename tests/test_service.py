@@ -464,3 +464,19 @@ def test_reads_refuse_bad_parameters_with_a_message_never_a_500(tmp_path: Path) 
             == {}
         )
         assert client.put("/v1/events").status_code == 405
+
+
+def test_a_reversal_in_the_batch_gives_credits_back_before_a_draw_down_of_it(
+    tmp_path: Path,
+) -> None:
+    ledger = small_ledger(tmp_path)
+    with running(ledger) as service:
+        assert service.client.post("/v1/events", json=redeem("r-1", "alice", 30)).status_code == 201
+        reverse = {"type": "reverse", "id": "x-1", "timestamp": stamp(21), "reverses": "r-1"}
+        answer = service.client.post("/v1/events", json=[reverse, redeem("r-2", "alice", 95, 21)])
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["results"][1]["balance"]["balances"] == {"CREDIT": "5"}
+        too_much = service.client.post("/v1/events", json=redeem("r-3", "alice", 6, 21))
+        assert too_much.status_code == 422
+        assert service.client.post("/v1/admin/verify").json()["equal"] is True
+    run("bean-check", str(ledger))

@@ -408,13 +408,19 @@ class WarmLedger:
             return []
         spent: dict[tuple[str, str], Decimal] = {}
         found = []
-        for entry in sorted(placed, key=data.entry_sortkey):
-            if not isinstance(entry, data.Transaction) or entry.meta.get("reverses"):
-                continue
+        transactions = [entry for entry in placed if isinstance(entry, data.Transaction)]
+        # A reversal gives credits back as the engine books it: its wallet is left to the engine.
+        reversed_wallets = {
+            (posting.account, posting.units.currency)
+            for entry in transactions
+            if entry.meta.get("reverses")
+            for posting in entry.postings
+        }
+        for entry in sorted(transactions, key=data.entry_sortkey):
             for posting in entry.postings:
-                if not self.config.is_user_account(posting.account):
-                    continue
                 key = (posting.account, posting.units.currency)
+                if not self.config.is_user_account(posting.account) or key in reversed_wallets:
+                    continue
                 number = posting.units.number
                 if number > 0:
                     spent[key] = spent.get(key, Decimal(0)) - number
