@@ -84,6 +84,7 @@ class LivePass:
         self.flushed: datetime.date | None = None  # expiries booked through this day
         self.last_key: SortKey | None = None  # the last entry the state depends on the place of
         self.late_close = False  # a wallet closed after the horizon (asof: no extension)
+        self.booked: list[data.Transaction] = []  # the expiries the pass booked so far
         for entry in self.entries:
             self._step(entry)
 
@@ -112,9 +113,13 @@ class LivePass:
                 and state.is_user(entry.account)
             ):
                 self.late_close = True
-        # The output entries are not kept: the state is what is read.
-        state.out.clear()
-        state.after.clear()
+        # Of the output only the expiries are kept (the entries are self.entries).
+        if state.out:
+            self.booked += state.out
+            state.out.clear()
+        if state.after:
+            self.booked += state.after
+            state.after.clear()
 
     # -- new entries
 
@@ -169,10 +174,16 @@ class LivePass:
     # -- reading
 
     def result(self, day: datetime.date | None = None) -> EngineResult:
-        """The state booked through ``day`` (default: its last day), as ``engine.run`` returns it.
+        """The state booked through ``day`` (default: its horizon), as ``engine.run`` returns it.
 
         Not changed by the call: the expiries due by then are booked on copies.
         """
+        return self.finish(day)[0]
+
+    def finish(
+        self, day: datetime.date | None = None
+    ) -> tuple[EngineResult, list[data.Transaction]]:
+        """:meth:`result`, and the expiry transactions booked to finish it (not in ``booked``)."""
         state = self.state
         partial = EngineResult(
             entries=[],
@@ -188,10 +199,10 @@ class LivePass:
         if through is None:
             through = self.horizon if self.horizon is not None else self.last
         if through is None:
-            return partial
+            return partial, []
         if self.last is not None and through < self.last:
             raise ValueError(f"the live state answers for {self.last} and later, not {through}")
-        return expiries.book_through(partial, through, self.config.breakage)[0]
+        return expiries.book_through(partial, through, self.config.breakage)
 
     def wallet(self, account: str, currency: str) -> Wallet | None:
         return self.state.wallets.get((account, currency))

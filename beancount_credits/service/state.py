@@ -469,6 +469,14 @@ class WarmLedger:
         """The warm entries as a Ledger for the reports (one per version; call holding the lock)."""
         if self._timeline is None or self._timeline[0] != self.version:
             entries = list(self.live.entries)
+            timeline = None
+            horizon, last = self.live.horizon, self.live.last
+            if horizon is not None and (last is None or horizon >= last):
+                # The live pass finished through the horizon stands for the expire
+                # plugin's own result: days from the horizon on cost no new pass.
+                result, final = self.live.finish(horizon)
+                entries = sorted([*entries, *self.live.booked, *final], key=data.entry_sortkey)
+                timeline = asof.Timeline(entries, self.config, base=result)
             ledger = Ledger(
                 path=self.main,
                 entries=entries,
@@ -476,6 +484,7 @@ class WarmLedger:
                 options=self.options,
                 config=self.config,
                 users=index_users(entries, self.config),
+                timeline=timeline,  # type: ignore[arg-type]
             )
             self._timeline = (self.version, ledger)
         return self._timeline[1]
