@@ -480,3 +480,27 @@ def test_a_reversal_in_the_batch_gives_credits_back_before_a_draw_down_of_it(
         assert too_much.status_code == 422
         assert service.client.post("/v1/admin/verify").json()["equal"] is True
     run("bean-check", str(ledger))
+
+
+def test_an_edit_by_hand_is_seen_and_the_periodic_check_proves_the_state(tmp_path: Path) -> None:
+    ledger = small_ledger(tmp_path)
+    with running(ledger, None, "--verify-every", "1") as service:
+        assert (
+            service.client.post("/v1/events", json=redeem("r-1", "alice", 10, 22)).status_code
+            == 201
+        )
+        with ledger.open("a") as handle:  # a person adds a grant in the main file
+            handle.write(
+                '\n2026-11-23 * "Goodwill"\n  txn_id: "h-1"\n  reason: "support"\n'
+                "  Assets:Credits:Users:Alice  4 CREDIT\n  Equity:Credits:Adjustments\n"
+            )
+        balance = service.client.get("/v1/users/alice/balance", params={"date": "2026-11-30"})
+        assert balance.json()["balances"] == {"CREDIT": "94"}
+        deadline = time.monotonic() + 120
+        while True:
+            verified = httpx.get(service.base + "/v1/health").json()["verified"]
+            if verified is not None:
+                break
+            assert time.monotonic() < deadline, "no periodic verification within 120 s"
+            time.sleep(0.5)
+        assert verified["equal"] is True

@@ -219,7 +219,12 @@ def create_app(
     def health() -> dict[str, Any]:
         """Whether the service runs and its ledger loads clean (no token needed)."""
         found = warm.health()
-        return {"status": found["status"], "version": found["version"]}
+        verified = found["verified"] or {}
+        return {
+            "status": found["status"],
+            "version": found["version"],
+            "verified": {key: verified.get(key) for key in ("equal", "at")} if verified else None,
+        }
 
     @app.post(
         "/v1/events",
