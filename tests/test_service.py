@@ -420,7 +420,7 @@ def test_on_the_demo_a_late_event_goes_through_the_importer_and_its_amendment(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "demo"
-    shutil.copytree(DEMO.parent, root)
+    shutil.copytree(DEMO.parent, root, ignore=shutil.ignore_patterns(".*picklecache", ".bean-*"))
     ledger = root / "main.beancount"
     with running(ledger) as service:
         user = "sara.patel"

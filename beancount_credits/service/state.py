@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import glob
+import os
 import re
 import threading
 import time
@@ -86,23 +88,27 @@ _INCLUDE_RE = re.compile(r'^include\s+"([^"]+)"', re.MULTILINE)
 
 def _fingerprint(main: Path, options: Mapping[str, Any]) -> tuple[Any, ...]:
     """Size, mtime and inode of every ledger file, and of every file the main file's
-    include globs match now (a new import batch, a new month's log is a change)."""
-    files = {Path(name) for name in write.ledger_files(main, dict(options))}
-    root = main.resolve().parent
-    files.add(main.resolve())
+    include globs match now (a new import batch, a new month's log is a change).
+
+    Paths stay strings (Beancount's include list is absolute already): this runs
+    before every answer, and resolving each path would cost more than the stats.
+    """
+    root = os.path.dirname(os.path.abspath(main))
+    files = {str(name) for name in options.get("include", [])}
+    files.add(os.path.abspath(main))
     try:
         patterns = _INCLUDE_RE.findall(read_text(main))
     except OSError:
         patterns = []
     for pattern in patterns:
-        files.update(Path(name).resolve() for name in glob.glob(str(root / pattern)))
+        files.update(os.path.normpath(name) for name in glob.glob(os.path.join(root, pattern)))
     stats = []
     for path in sorted(files):
         try:
-            stat = path.stat()
-            stats.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+            stat = os.stat(path)
+            stats.append((path, stat.st_size, stat.st_mtime_ns, stat.st_ino))
         except OSError:
-            stats.append((str(path), None, None, None))
+            stats.append((path, None, None, None))
     return tuple(stats)
 
 
@@ -134,11 +140,20 @@ class WarmLedger:
 
     # -- loading
 
-    def load(self, cache: bool = True) -> None:
-        """Load the ledger from its files (Beancount's loader, plugins on) and warm up."""
+    def load(self) -> None:
+        """Load the ledger from its files (Beancount's loader, plugins on) and warm up.
+
+        Without Beancount's pickle cache: the cache is keyed on the files its own
+        load included, so a new file that an include glob matches (an import
+        batch) would not make it stale, and a cache copied with the ledger names
+        the other copy's files.
+        """
         started = time.monotonic()
-        ledger = load(self.main, cache=cache)
+        ledger = load(self.main, cache=False)
         self._warm(ledger.entries, ledger.errors, ledger.options)
+        # Millions of long-lived objects: out of the collector's reach, or each of its
+        # full passes over them would pause an answer for seconds.
+        gc.freeze()
         self.loads += 1
         self.load_seconds = time.monotonic() - started
 
