@@ -92,3 +92,23 @@ def test_a_stream_of_batches_leaves_the_warm_state_equal_to_the_files(
             }
             got = warm.balances(user, day)
             assert {k: v for k, v in got.items() if v} == {k: v for k, v in expected.items() if v}
+
+
+def test_a_write_a_crash_left_half_done_is_completed_when_the_service_starts(
+    tmp_path: Path,
+) -> None:
+    from beancount_credits.ledger import write
+
+    main = tmp_path / "main.beancount"
+    main.write_text(SMALL)
+    day = tmp_path / "imports" / "live-2026-11-20.beancount"
+    text = '\n2026-11-20 * "Purchase"\n  txn_id: "p-9"\n  Assets:Credits:Users:Bob  5 CREDIT\n'
+    text += "  Income:Credits:Purchase\n"
+    changes = [
+        write.FileChange(day, "; day file\n" + text),
+        write.FileChange(main, SMALL + '\ninclude "imports/*.beancount"\n'),
+    ]
+    write.stage(main, changes, "events")  # killed after "ready", before the renames
+    warm = WarmLedger(main, today=lambda: datetime.date(2026, 11, 30))
+    assert warm.balances("bob") == {"CREDIT": 5}
+    assert write.pending_write(main) is None

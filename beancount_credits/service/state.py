@@ -135,7 +135,8 @@ class WarmLedger:
         self.version = 0
         self.loads = 0
         self.verified: dict[str, Any] | None = None
-        with self.lock:
+        # Under the writer lock: a write a crash left half-done is completed first.
+        with self.lock, write.ledger_lock(self.main):
             self.load()
 
     # -- loading
