@@ -35,6 +35,7 @@ from servekit import free_port
 BIN = Path(sys.executable).parent
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON = {"Content-Type": "application/json"}
 SMALL = """\
 plugin "beancount_credits.plugins.expire"
 plugin "beancount_credits.plugins.daily_balances"
@@ -246,8 +247,12 @@ def test_same_event_again_is_200_another_under_its_id_409_a_bad_one_422(tmp_path
         assert (problem["index"], problem["field"]) == (1, "amount")
         assert "exceeds the 100 CREDIT available" in problem["reason"]
         for body in (b"{", b"[1]", b"[]", "\udcff".encode("utf-8", "surrogateescape")):
-            answer = service.client.post("/v1/events", content=body)
+            answer = service.client.post("/v1/events", content=body, headers=JSON)
             assert answer.status_code == 422, body
+        # Only JSON: a web page cannot post text/plain to a local service and be heard.
+        plain = {"Content-Type": "text/plain"}
+        body = json.dumps(purchase("p-5", "bob", 1))
+        assert service.client.post("/v1/events", content=body, headers=plain).status_code == 415
         # A hostile description is data: escaped in the text, nothing else written.
         hostile = {**purchase("p-4", "bob", 1), "description": 'x"\n2026-01-01 open Assets:Evil'}
         assert service.client.post("/v1/events", json=hostile).status_code == 201
@@ -276,6 +281,11 @@ def test_the_token_is_asked_everywhere_but_health(tmp_path: Path) -> None:
         openapi = httpx.get(service.base + "/v1/openapi.json").json()
         assert "/v1/events" in openapi["paths"]
     env = {k: v for k, v in os.environ.items() if k != "BEAN_CREDITS_SERVICE_TOKEN"}
+    with running(ledger, env) as service:
+        # No token: any local process may call it, but only by a loopback name.
+        assert httpx.get(service.base + "/v1/users/alice/balance").status_code == 200
+        rebound = httpx.get(service.base + "/v1/health", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400
     refused = subprocess.run(
         [str(BIN / "bean-credits"), "service", str(ledger), "--host", "0.0.0.0"],
         env=env,
@@ -295,10 +305,10 @@ def test_a_webhook_secret_asks_for_a_standard_webhooks_signature(tmp_path: Path)
     env = service_env(BEAN_CREDITS_SERVICE_WEBHOOK_SECRET=secret)
     with running(ledger, env) as service:
         body = json.dumps(purchase("p-1", "bob", 3))
-        assert service.client.post("/v1/events", content=body).status_code == 401
+        assert service.client.post("/v1/events", content=body, headers=JSON).status_code == 401
         now = datetime.datetime.now(datetime.UTC)
         signature = Webhook(secret).sign("msg-1", now, body)
-        headers = {"webhook-id": "msg-1", "webhook-timestamp": str(int(now.timestamp()))}
+        headers = {**JSON, "webhook-id": "msg-1", "webhook-timestamp": str(int(now.timestamp()))}
         forged = {**headers, "webhook-signature": "v1,AAAA"}
         assert service.client.post("/v1/events", content=body, headers=forged).status_code == 401
         signed = {**headers, "webhook-signature": signature}

@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from beancount_credits.ledger import LedgerError
 from beancount_credits.ledger.render import render
@@ -176,6 +177,12 @@ def create_app(
         lifespan=lifespan,
     )
 
+    if token is None:
+        # Without a token only loopback names are answered (no DNS rebinding from a page).
+        app.add_middleware(
+            TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"]
+        )
+
     def authorised(request: Request) -> None:
         try:
             auth.check_bearer(request.headers.get("authorization"), token)
@@ -254,6 +261,10 @@ def create_app(
     )
     async def post_events(request: Request) -> JSONResponse:
         """Book one event or a batch (all or nothing) and answer once they are in the files."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            # A web page can send other types to a local service without asking first.
+            raise ServiceError(415, "send the events as Content-Type: application/json")
         body = await _body(request)
         auth_check_signature(body, request)
         records = _records(body)
