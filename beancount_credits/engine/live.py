@@ -208,7 +208,16 @@ class LivePass:
         return self.state.wallets.get((account, currency))
 
     def wallets_of(self, account: str) -> list[Wallet]:
-        return [wallet for (name, _c), wallet in self.state.wallets.items() if name == account]
+        """The account's wallets (one per credit type), from an index made again when
+        the pass opened a wallet (wallets are only ever added)."""
+        wallets = self.state.wallets
+        index = getattr(self, "_by_account", None)
+        if index is None or index[0] is not wallets or index[1] != len(wallets):
+            by_account: dict[str, list[Wallet]] = {}
+            for (name, _currency), wallet in wallets.items():
+                by_account.setdefault(name, []).append(wallet)
+            index = self._by_account = (wallets, len(wallets), by_account)
+        return list(index[2].get(account, ()))
 
 
 def _error_key(error: CreditsError) -> tuple[object, object, str]:

@@ -405,35 +405,32 @@ def _numbers(values: dict[str, Decimal]) -> dict[str, str]:
 
 
 def _results(warm: WarmLedger, accepted: list[Accepted]) -> list[dict[str, Any]]:
-    results = []
-    for item in accepted:
-        entry = None
-        if item.entry is not None:
-            entry = {
-                "file": _relative(warm, str(item.entry.meta.get("filename"))),
-                "line": item.entry.meta.get("lineno"),
-                "date": item.entry.date.isoformat(),
-                "text": _text(item.entry),
-            }
-        balance = None
-        if item.user is not None and item.user in warm.index.users:
-            day = warm.day(None)
-            if item.entry is not None and item.entry.date > day:
-                day = item.entry.date
-            balance = {
-                "user": item.user,
-                "date": day.isoformat(),
-                "balances": _numbers(warm.balances(item.user, day)),
-            }
-        results.append(
-            {
-                "id": item.event_id,
-                "status": "created" if item.created else "duplicate",
-                "entry": entry,
-                "balance": balance,
-            }
-        )
-    return results
+    with warm.lock:  # one check of the files for the whole batch
+        warm.fresh()
+        return [_result(warm, item) for item in accepted]
+
+
+def _result(warm: WarmLedger, item: Accepted) -> dict[str, Any]:
+    entry = None
+    if item.entry is not None:
+        entry = {
+            "file": _relative(warm, str(item.entry.meta.get("filename"))),
+            "line": item.entry.meta.get("lineno"),
+            "date": item.entry.date.isoformat(),
+            "text": _text(item.entry),
+        }
+    balance = None
+    if item.user is not None and item.user in warm.index.users:
+        day = warm.day(None)
+        if item.entry is not None and item.entry.date > day:
+            day = item.entry.date
+        balance = {
+            "user": item.user,
+            "date": day.isoformat(),
+            "balances": _numbers(warm.balances(item.user, day, fresh=False)),
+        }
+    status = "created" if item.created else "duplicate"
+    return {"id": item.event_id, "status": status, "entry": entry, "balance": balance}
 
 
 def _relative(warm: WarmLedger, filename: str) -> str:

@@ -505,10 +505,16 @@ class WarmLedger:
             self._timeline = (self.version, ledger)
         return self._timeline[1]
 
-    def balances(self, user_id: str, day: datetime.date | None = None) -> dict[str, Decimal]:
-        """The user's balance per credit type at the end of ``day`` (the ledger as of it)."""
+    def balances(
+        self, user_id: str, day: datetime.date | None = None, fresh: bool = True
+    ) -> dict[str, Decimal]:
+        """The user's balance per credit type at the end of ``day`` (the ledger as of it).
+
+        ``fresh=False``: the caller holds the lock and checked the files already.
+        """
         with self.lock:
-            self.fresh()
+            if fresh:
+                self.fresh()
             account = self.user_account(user_id)
             day = self.day(day)
             last = self.live.last
