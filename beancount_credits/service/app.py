@@ -270,8 +270,11 @@ def create_app(
         records = _records(body)
         from starlette.concurrency import run_in_threadpool
 
-        accepted = await run_in_threadpool(warm.post, records)
-        results = await run_in_threadpool(_results, warm, accepted)
+        def book() -> tuple[list[Accepted], list[dict[str, Any]]]:
+            accepted = warm.post(records)
+            return accepted, _results(warm, accepted)
+
+        accepted, results = await run_in_threadpool(book)
         status = 201 if any(item.created for item in accepted) else 200
         return JSONResponse({"results": results}, status_code=status)
 
