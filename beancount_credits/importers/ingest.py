@@ -386,12 +386,12 @@ def import_events(
         # (and the check loads) millions of objects without cycles, and its
         # passes over them cost more than the planning.
         with write.ledger_lock(main), incremental.paused_gc():
-            return _import_locked(main, source, rows, commit, skip_invalid, rejects, zone, step)
+            return import_locked(main, source, rows, commit, skip_invalid, rejects, zone, step)
     except write.WriteError as exc:
         raise ImportFailed(exc.args[0], exc.details) from None
 
 
-def _import_locked(
+def import_locked(
     main: Path,
     source: Source,
     rows: list[Row | tuple[int, Problem]],
@@ -399,15 +399,19 @@ def _import_locked(
     skip_invalid: bool,
     rejects: Path | None,
     zone: zoneinfo.ZoneInfo | None,
-    step: Callable[[str], None],
+    step: Callable[[str], None] | None = None,
 ) -> ImportResult:
     """Plan, check, and write (or list every bad row); each round of rejects re-plans.
+
+    The caller holds the ledger lock (``import_events`` takes it; the service
+    holds it for its whole write).
 
     A check error rejects its row, except that of the draw-downs of one
     wallet beyond its balance only the earliest is rejected per round: the
     engine books an overdraw anyway, so the wallet's later draw-downs fail
     after it whether or not they are fine by themselves.
     """
+    step = step or (lambda _name: None)
     step("reading the ledger")
     entries, options = parse_ledger(main)
     config = find_config(options)
