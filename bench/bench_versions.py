@@ -22,7 +22,14 @@ Measured on the bench ledger (``bench/generate.py``, made if missing):
   close-day leaves it), and of the plain ledgers without plugins: the floor;
 - Fava's load with the credits extension (``create_app(load=True)``);
 - the Credit page's requests after that load (``bench_fava.page_times``),
-  first request and median of the next ones, CPU of the serving process.
+  first request and median of the next ones, CPU of the serving process;
+- same output: each version loads ``plugins.beancount`` and
+  ``logged-plugins.beancount`` once more and writes what the load gives
+  (every entry as Beancount's printer prints it, with its metadata keys the
+  printer leaves out, every error with its file and line, and the expire
+  plugin's grant state kept on the options map) to
+  ``bench/out/versions/<version>-<ledger>.txt``; the bench stops if base and
+  head differ.
 
 Prints Markdown tables for bench/RESULTS.md: per figure base, head and
 head / base.
@@ -61,6 +68,37 @@ FAVA_LOAD = (
     + """
 from fava.application import create_app
 create_app([sys.argv[1]], load=True, read_only=True)
+"""
+)
+OUTPUT = (
+    WHERE
+    + """
+import dataclasses
+from beancount import loader
+from beancount.parser import printer
+from beancount_credits.engine import loadstamp
+loader.initialize(use_cache=False)
+entries, errors, options = loader.load_file(sys.argv[1])
+with open(sys.argv[2], "w") as out:
+    for entry in entries:
+        out.write(printer.format_entry(entry))
+        out.write(f"; meta {sorted(entry.meta.items())!r}\\n")
+        for posting in getattr(entry, "postings", None) or ():
+            out.write(f"; posting meta {sorted((posting.meta or {}).items())!r}\\n")
+    for error in errors:
+        out.write(printer.format_error(error))
+    result = loadstamp.engine_result(options)
+    fields = [field.name for field in dataclasses.fields(result)] if result else []
+    out.write(f"engine result {fields}\\n")
+    for grant in result.grants.values() if result else ():
+        values = [getattr(grant, f.name) for f in dataclasses.fields(grant) if f.name != "meta"]
+        out.write(f"{values!r} {grant.meta.get('lineno')}\\n")
+    for key, wallet in sorted(result.wallets.items()) if result else ():
+        heap = sorted(item[2].id for item in wallet.heap)
+        out.write(f"{key} {wallet.limit} {wallet.available} {wallet.debt} {heap}\\n")
+    for name in ("drawdowns", "expiries", "users", "changed_records"):
+        out.write(f"{name} {len(getattr(result, name)) if result else None}\\n")
+print(len(entries), "entries", len(errors), "errors", file=sys.stderr)
 """
 )
 PAGE = (
@@ -110,6 +148,27 @@ def run_child(script: str, folder: Path, *args: str) -> tuple[float, float, str]
     return run.cpu, run.wall, run.output
 
 
+def same_output(versions: dict[str, Path], out: Path) -> None:
+    """Stop unless every version's load of the plugins ledgers gives the same output."""
+    for ledger in ("plugins", "logged-plugins"):
+        written = {}
+        for version, folder in versions.items():
+            written[version] = ROOT / "bench" / "out" / "versions" / f"{version}-{ledger}.txt"
+            _spent, _elapsed, output = run_child(
+                OUTPUT, folder, str(out / f"{ledger}.beancount"), str(written[version])
+            )
+            counts = output.strip().splitlines()[-1]
+            print(f"{ledger}.beancount, {version}: {counts}", file=sys.stderr, flush=True)
+        texts = {version: path.read_bytes() for version, path in written.items()}
+        if len(set(texts.values())) != 1:
+            raise SystemExit(f"{ledger}.beancount: the versions' outputs differ: diff {written}")
+        size = len(texts["head"]) / 2**20
+        print(
+            f"\nSame output, {ledger}.beancount: base and head identical ({size:.1f} MiB: "
+            "printer text and metadata of every entry and posting, errors, grant state)"
+        )
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -122,7 +181,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--requests", type=int, default=3)
-    parser.add_argument("--skip", default="", help="comma list of: check, fava, page")
+    parser.add_argument("--skip", default="", help="comma list of: check, fava, page, same")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -179,6 +238,21 @@ def main() -> None:
                 f"\n{version}: plugins / plain = {raw:.3f} raw, {logged:.3f} logged (CPU)", end=""
             )
         print()
+        # What no plugin can save: Beancount's own parsing and checking of the
+        # written log (the balance assertions and expiries close-day writes),
+        # the same work the plugins' generated entries cost on the raw ledger.
+        floors = [
+            median(cpu["logged-plain", version]) / median(cpu["plain", version])
+            for version in versions
+        ]
+        print(
+            "floor: logged-plain / plain = "
+            + ", ".join(f"{floor:.3f}" for floor in floors)
+            + " (CPU; base, head: the same command, no plugins, so only the noise differs)"
+        )
+
+    if "same" not in skip:
+        same_output(versions, out)
 
     if "page" not in skip:
         pages: dict[str, list[list]] = {}

@@ -236,7 +236,10 @@ class Pass:
                     expiries.expire(self, grant, entry.date, LAST_LINE, None, forfeited=True)
 
     def transaction(self, entry: data.Transaction) -> data.Transaction:
-        txn_id = txn_id_of(entry)
+        meta = entry.meta
+        # txn_id_of, inlined: this runs once per transaction of the ledger.
+        value = meta.get("txn_id") if meta else None
+        txn_id = None if value is None else str(value)
         if txn_id is not None:
             first = self.seen_txn_ids.get(txn_id)
             if first is not None:
@@ -248,38 +251,45 @@ class Pass:
                     entry,
                 )
             else:
-                self.seen_txn_ids[txn_id] = entry.meta
+                self.seen_txn_ids[txn_id] = meta
         if CARRIED_TAG in entry.tags:
             # Any carry-forward, a zero line included, marks a closed period behind.
             self.closed_through = entry.date
 
-        reverses = entry.meta.get("reverses") if entry.meta else None
+        reverses = meta.get("reverses") if meta else None
         new_postings: list[data.Posting] | None = None
         grant_ids: dict[int, str] | None = None
-        is_user = self.is_user
+        role_cache = self.role_cache
         wallets = self.wallets
+        annotate = self.config.annotate
         for index, posting in enumerate(entry.postings):
-            if not is_user(posting.account):
+            account = posting.account
+            user = role_cache.get(account)
+            if user is None:
+                user = self.is_user(account)
+            if not user:
                 continue
             units = posting.units
-            if units is None or not isinstance(units.number, Decimal) or units.number == 0:
+            if units is None:
                 continue
-            wallet = wallets.get((posting.account, units.currency)) or self.wallet(
-                posting.account, units.currency
-            )
+            number = units.number
+            if not isinstance(number, Decimal) or not number:
+                continue
+            wallet = wallets.get((account, units.currency)) or self.wallet(account, units.currency)
             annotation: dict[str, Any] | None = None
             if reverses is not None:
                 annotation = reversals.reversal(self, entry, posting, wallet, str(reverses), txn_id)
-            elif units.number > 0:
+            elif number > 0:
                 if grant_ids is None:
                     grant_ids = grants.grant_ids(self, entry, txn_id)
+                is_user = self.is_user
                 source = next((p.account for p in entry.postings if not is_user(p.account)), None)
                 grant = grants.grant(self, entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = grant_annotation(grant)
             else:
-                drawdown = self.draw(entry, posting, wallet, -units.number, txn_id)
+                drawdown = self.draw(entry, posting, wallet, -number, txn_id)
                 annotation = drawdown_annotation(drawdown)
-            if annotation and self.config.annotate:
+            if annotation and annotate:
                 if posting.meta is not None:
                     # Like Beancount's own plugins, write into the posting's
                     # metadata: copying entries is most of the engine's cost.
@@ -341,15 +351,19 @@ class Pass:
         heap = wallet.heap
         while left > 0 and heap:
             grant = heap[0][2]
-            if grant.remaining <= 0:
+            remaining = grant.remaining
+            if remaining <= 0:
                 heapq.heappop(heap)
                 grant.queued = False
                 continue
-            part = min(left, grant.remaining)
-            self.take(wallet, grant, part)
+            # take(), inlined: one draw-down per redemption of the ledger.
+            part = remaining if remaining < left else left  # min(): left when equal
+            grant.remaining = remaining = remaining - part
+            grant.consumed += part
+            wallet.available -= part
             parts.append(Consumption(grant, part))
             left -= part
-            if grant.remaining <= 0:
+            if remaining <= 0:
                 heapq.heappop(heap)
                 grant.queued = False
         if left > 0:

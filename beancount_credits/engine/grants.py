@@ -75,6 +75,8 @@ def grant_ids(state: Pass, entry: data.Transaction, txn_id: str | None) -> dict[
         if len(currencies) > 1:
             parts.append(posting.units.currency)
         ids[index] = "/".join(parts)
+    if len(ids) < 2:
+        return ids  # one grant posting: no id to tell apart (most grant transactions)
     counts = collections.Counter(ids.values())
     rank: collections.Counter[str] = collections.Counter()
     for index, grant_id in list(ids.items()):

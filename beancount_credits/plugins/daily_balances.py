@@ -28,6 +28,7 @@ from beancount.core import amount as amount_lib
 from beancount.core import data
 
 from beancount_credits.engine import CreditsError, generated_meta, is_generated, loadstamp
+from beancount_credits.engine.collector import paused_gc
 from beancount_credits.engine.config import ConfigError, CreditsConfig, parse_config
 
 __plugins__ = ("daily_balances",)
@@ -35,6 +36,7 @@ __plugins__ = ("daily_balances",)
 PLUGIN = "beancount_credits.plugins.daily_balances"
 GENERATED_FILENAME = f"<{PLUGIN}>"
 ONE_DAY = datetime.timedelta(days=1)
+ZERO = Decimal(0)
 
 BalanceKey = tuple[str, str, datetime.date]  # wallet, commodity, assertion date
 
@@ -51,8 +53,9 @@ def end_of_day_balances(
     touched: dict[tuple[str, str], None] = {}
     is_user: dict[str, bool] = {}
     day: datetime.date | None = None
+    transaction = data.Transaction
     for entry in entries:
-        if not isinstance(entry, data.Transaction):
+        if not isinstance(entry, transaction):
             continue
         if entry.date != day:
             if day is not None:
@@ -65,13 +68,16 @@ def end_of_day_balances(
             user = is_user.get(account)
             if user is None:
                 user = is_user[account] = config.is_user_account(account)
-            if not user or posting.units is None:
+            if not user:
                 continue
-            number = posting.units.number
+            units = posting.units
+            if units is None:
+                continue
+            number = units.number
             if not isinstance(number, Decimal):
                 continue
-            key = (account, posting.units.currency)
-            balances[key] = balances.get(key, Decimal(0)) + number
+            key = (account, units.currency)
+            balances[key] = balances.get(key, ZERO) + number
             touched[key] = None
     if day is not None:
         for key in touched:
@@ -99,8 +105,9 @@ def daily_balances(
         return entries, [
             CreditsError(meta, f"beancount_credits.plugins.daily_balances: {exc}", None)
         ]
-    new_entries = missing_balances(entries, config)
-    errors = last_day_errors(entries, config)
+    with paused_gc():  # the assertions hold no reference cycles
+        new_entries = missing_balances(entries, config)
+        errors = last_day_errors(entries, config)
     if not new_entries:
         return entries, errors
     return entries + new_entries, errors
@@ -149,18 +156,32 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
         if isinstance(entry, data.Close) and config.is_user_account(entry.account)
     }
     new_entries: list[data.Balance] = []
+    append = new_entries.append
+    balance_type = data.Balance
+    amount_type = amount_lib.Amount
+    template = generated_meta(PLUGIN, 0, GENERATED_FILENAME)
+    template["generated"] = True  # shown in Fava; the mark is what the tools read
+    amounts: dict[tuple[str, str], amount_lib.Amount] = {}
+    last_day: datetime.date | None = None
+    date = datetime.date.min
     for day, account, currency, balance in end_of_day_balances(entries, config):
-        if day == datetime.date.max:
-            continue  # no next day to assert it on (last_day_errors says so)
-        date = day + ONE_DAY
-        if (account, currency, date) in recorded:
+        if day != last_day:
+            if day == datetime.date.max:
+                continue  # no next day to assert it on (last_day_errors says so)
+            last_day = day
+            date = day + ONE_DAY
+        if recorded and (account, currency, date) in recorded:
             continue
         close_date = closed.get(account)
         if close_date is not None and date > close_date:
             continue  # a closed wallet takes no assertions after its close
-        meta = generated_meta(PLUGIN, 0, GENERATED_FILENAME)
-        meta["generated"] = True  # shown in Fava; the mark is what the tools read
-        new_entries.append(
-            data.Balance(meta, date, account, amount_lib.Amount(balance, currency), None, None)
-        )
+        # Amounts are immutable: one object per distinct amount (a few
+        # thousand for tens of thousands of assertions) is that many fewer
+        # objects for the cyclic collector to walk for the rest of the load.
+        # Keyed by the text, so 5 and 5.0 stay apart as the printer shows them.
+        units = amounts.get((str(balance), currency))
+        if units is None:
+            units = amounts[(str(balance), currency)] = amount_type(balance, currency)
+        # One metadata dict per assertion (a plugin downstream may edit one).
+        append(balance_type(template.copy(), date, account, units, None, None))
     return new_entries

@@ -37,6 +37,7 @@ from beancount.core import data
 
 from beancount_credits import engine
 from beancount_credits.engine import loadstamp
+from beancount_credits.engine.collector import paused_gc
 from beancount_credits.engine.config import ConfigError, parse_config
 
 __plugins__ = ("expire",)
@@ -54,7 +55,10 @@ def expire(
         return entries, [
             engine.CreditsError(meta, f"beancount_credits.plugins.expire: {exc}", None)
         ]
-    result = engine.run(entries, config, record=False)
+    # The pass's records hold no reference cycles: the cyclic collector's
+    # passes over the loaded ledger during it would free nothing.
+    with paused_gc():
+        result = engine.run(entries, config, record=False)
     # The grant state of this load, for the tools that read the same load (the
     # Fava page): kept on this load's options map, in memory only.
     loadstamp.stamp(options_map, dataclasses.replace(result, entries=[], errors=[]))
