@@ -321,6 +321,7 @@ def grant_table(ctx: _Context, grant: engine.Grant) -> Table:
                 ctx.commit(entry),
             ]
         )
+
     # A day's expiry comes first (at the start of its day), unless a reversal
     # caused it (it follows the reversal); otherwise the order of the pass.
     def at_start(row: list[Cell]) -> bool:
