@@ -526,6 +526,11 @@ def trace(
     entries = _matching(ledger, key, value)
     txn_ids = {str(entry.meta["txn_id"]) for entry in entries if entry.meta.get("txn_id")}
     grants = [grant for grant in result.grants.values() if grant.txn_id in txn_ids]
+    if mode == "txn" and ":expiry" in value:
+        # An expiry (written, or still to be written by close-day): its grant's trace.
+        expired = result.grants.get(value.partition(":expiry")[0])
+        if expired is not None and expired not in grants:
+            grants.append(expired)
     drawdowns = [dd for dd in result.drawdowns if dd.txn_id in txn_ids]
     if not grants and not drawdowns:
         return _missing(ledger, mode, value, entries, near, days)
