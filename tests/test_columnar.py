@@ -204,7 +204,7 @@ def test_cli_export_and_report_source(tmp_path: Path) -> None:
     assert uri.exit_code != 0 and "a URI needs --engine spark" in uri.output
     past = runner.invoke(main, [*args[:3], "--to", "2027-12-31", "--source", str(out)])
     assert past.exit_code == 0, past.output
-    assert "export recorded through 2026-11-21; 48 expiries since then" in past.stderr
+    assert "export recorded through 2026-11-21; 50 expiries since then" in past.stderr
     no_source = runner.invoke(main, [*args, "--engine", "spark"])
     assert (
         no_source.exit_code != 0 and "--engine applies to reports on an export" in no_source.output

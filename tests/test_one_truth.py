@@ -48,9 +48,11 @@ def nonzero(balances: Balances) -> Balances:
 
 
 def engine_balances(ledger: Ledger, days: list[datetime.date]) -> dict[datetime.date, Balances]:
-    """The engine through each day: one pass booking every expiry, summed day by day."""
-    config = dataclasses.replace(ledger.config, annotate=False, future_expiries=True)
-    entries = engine.run(engine.written_entries(ledger.entries), config, record=False).entries
+    """The engine through each day: one pass through the last day, summed day by day
+    (causal: what it books by D depends on nothing after D)."""
+    config = dataclasses.replace(ledger.config, annotate=False, future_expiries=False)
+    written = engine.written_entries(ledger.entries)
+    entries = engine.run(written, config, through=days[-1], record=False).entries
     users = {user.account: user.user_id for user in ledger.users.values()}
     totals: Balances = defaultdict(Decimal)
     found: dict[datetime.date, Balances] = {}

@@ -148,3 +148,23 @@ def test_one_mode_is_asked_and_an_unknown_grant_is_an_error(demo: tuple[Path, st
     assert result.exit_code == 2 and "give one of --grant" in result.output
     result = CliRunner().invoke(main, ["trace", str(ledger), "--grant", "no-such"])
     assert result.exit_code == 1 and "unknown grant id 'no-such'" in result.output
+
+
+def test_the_demo_plan_allowance_and_scoped_pack(demo: tuple[Path, str]) -> None:
+    """The demo's plan (plans.beancount): a scoped pack spent by sessions only, and
+    the monthly allowance, whose rollover and expiry the trace shows."""
+    ledger, sha = demo
+    pack = trace(ledger, "--grant", "p-900001")
+    assert "for Expenses:Credits:Sessions" in pack
+    drawn = [row for row in rows(pack) if row[1] == "drawn down"]
+    assert drawn and all(row[4].startswith("session ") for row in drawn)
+    assert sum(-int(row[3]) for row in drawn) == 400
+    allowance = rows(trace(ledger, "--grant", "allowance:studio-nova:2026-02-15"))
+    assert allowance[0][1] == "granted from Income:Credits:Plan; expires 2026-04-15"  # carried
+    expired = [row for row in allowance if row[1] == "expired"]
+    # What was left on 2026-03-15: up to 100 carried into March, the rest expired;
+    # both written by close-day into the log.
+    assert expired and expired[0][2] == "allowance:studio-nova:2026-02-15:expiry:2026-03-15"
+    assert expired[0][-2:] == ["log/2026/03.beancount:" + expired[0][-2].split(":")[-1], sha]
+    order = rows(trace(ledger, "--order", "o-30001"))
+    assert [row[2] for row in order] == ["allowance:studio-nova:2026-01-15"]
