@@ -119,3 +119,24 @@ def test_a_day_past_the_horizon_counts_the_allowances_close_day_would_write(
         "ledger recorded through 2024-02-15; 3 expiries since then (160 CREDIT) and 2 "
         "allowances (200 CREDIT) are counted here but not yet written: run bean-credits close-day"
     )
+
+
+def test_a_period_close_carries_allowances_and_grants_no_past_period_again(
+    ledger: Path,
+) -> None:
+    # The entries in a file of their own (close-period moves them), the main file includes it.
+    head, _, body = LEDGER.partition("\n\n")
+    (ledger.parent / "ledger.beancount").write_text(body)
+    ledger.write_text(head + '\n\ninclude "ledger.beancount"\n')
+    git(ledger.parent, "add", ".")
+    git(ledger.parent, "commit", "-qm", "Split")
+    close_day(ledger, "2024-03-10")
+    before = load(ledger).as_of(datetime.date(2024, 3, 10)).balances()
+    result = CliRunner().invoke(main, ["close-period", str(ledger), "--through", "2024-02-29"])
+    assert result.exit_code == 0, result.output
+    after = load(ledger)
+    assert after.errors == []
+    assert after.as_of(datetime.date(2024, 3, 10)).balances() == before
+    # The directive stays in force: the next period's allowance comes as before.
+    april = after.as_of(datetime.date(2024, 4, 2)).balances()
+    assert april["Assets:Credits:Users:Alice", "CREDIT"] == Decimal(130)

@@ -52,7 +52,7 @@ from beancount_credits.engine.metadata import (
     meta_decimal,
     parse_period,
 )
-from beancount_credits.engine.model import ZERO, CreditsError, EngineResult, Grant
+from beancount_credits.engine.model import CARRIED_TAG, ZERO, CreditsError, EngineResult, Grant
 
 if TYPE_CHECKING:
     from beancount_credits.engine.booking import Pass
@@ -149,6 +149,9 @@ class Book:
     expected: dict[str, tuple[Plan, Period, bool]] = dataclasses.field(default_factory=dict)
     recorded: dict[str, datetime.date] = dataclasses.field(default_factory=dict)
     ids: set[str] = dataclasses.field(default_factory=set)  # every allowance grant's id
+    # The first day after a closed period: earlier periods' grants are in the
+    # archive, and what is left of them comes back as carried grants.
+    opened: datetime.date | None = None
 
     def copy(self) -> Book:
         plans = {
@@ -217,6 +220,7 @@ def build(
     wallets: dict[str, str],
     config: CreditsConfig,
     recorded: dict[str, datetime.date],
+    opened: datetime.date | None = None,
 ) -> tuple[Book | None, list[CreditsError]]:
     """The Book of the allowance directives (None when there are none), and their errors.
 
@@ -248,7 +252,7 @@ def build(
             errors.append(CreditsError(entry.meta, f"{DIRECTIVE}{label}: {exc}", entry))
     if not rules:
         return None, errors
-    book = Book(config, recorded=recorded)
+    book = Book(config, recorded=recorded, opened=opened)
     for account, plan_rules in rules.items():
         plan_rules.sort(key=lambda rule: rule.date)  # stable: file order within a day
         plan = book.plans[account] = Plan(account, plan_rules)
@@ -285,7 +289,8 @@ def boundary(state: Pass, book: Book, plan: Plan, day: datetime.date) -> None:
     if starts and upcoming is not None:
         plan.current = upcoming
         plan.upcoming = plan.following(upcoming)
-        open_period(state, book, plan, upcoming)
+        if book.opened is None or upcoming.start >= book.opened:
+            open_period(state, book, plan, upcoming)
 
 
 def rollover(
@@ -365,6 +370,14 @@ def adopt(state: Pass, grant: Grant, entry: data.Transaction) -> bool:
     txn_id = grant.txn_id
     if txn_id is None or not txn_id.startswith(PREFIX):
         return False
+    plan = None if book is None else book.plans.get(grant.account)
+    if book is not None and plan is not None and CARRIED_TAG in entry.tags:
+        # Carried by a period close: part of its running period's pool again.
+        if plan.current is not None:
+            grant.expires = plan.current.end
+        plan.pool.append(grant)
+        book.ids.add(grant.id)
+        return True
     found = None if book is None else book.expected.pop(txn_id, None)
     if found is None or book is None:
         state.error(

@@ -407,6 +407,7 @@ class Scan(NamedTuple):
     allowances: list[data.Custom]  # the credits-allowance directives
     wallets: dict[str, str]  # user_id -> the account of the open carrying it
     allowance_grants: dict[str, datetime.date]  # allowance grants in the text, by txn_id
+    opened: datetime.date | None  # the first day after a closed period (its carried grants)
 
 
 def scan(entries: Iterable[data.Directive]) -> Scan:
@@ -422,6 +423,7 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
     directives: list[data.Custom] = []
     wallets: dict[str, str] = {}
     allowance_grants: dict[str, datetime.date] = {}
+    opened: datetime.date | None = None
     for entry in entries:
         if isinstance(entry, data.Transaction):
             meta = entry.meta
@@ -435,6 +437,8 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
                 and not is_generated(entry)
             ):
                 allowance_grants[txn_id] = entry.date
+            if opened is None and CARRIED_TAG in entry.tags:
+                opened = entry.date
             if is_expiry_record(entry):
                 key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
                 if key in recorded:
@@ -452,7 +456,9 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
             continue
         if not is_generated(entry) and (horizon is None or entry.date > horizon):
             horizon = entry.date
-    return Scan(recorded, errors, horizon, reversed_ids, directives, wallets, allowance_grants)
+    return Scan(
+        recorded, errors, horizon, reversed_ids, directives, wallets, allowance_grants, opened
+    )
 
 
 def run(
@@ -485,7 +491,7 @@ def run(
     state.errors.extend(found.errors)
     if found.allowances:
         state.allowances, errors = allowances.build(
-            found.allowances, found.wallets, config, found.allowance_grants
+            found.allowances, found.wallets, config, found.allowance_grants, found.opened
         )
         state.errors.extend(errors)
     book = state.allowances
@@ -503,8 +509,12 @@ def run(
             and isinstance(entry, (data.Transaction, data.Close))
             and granted_through is not None
         ):
-            # A period's allowance comes after its day's opens, before anything spends.
-            allowances.flush(state, min(current, granted_through))
+            # A period's allowance comes after its day's opens, before anything spends;
+            # a period close's carried grants come before it (they are its pool).
+            day = entry.date
+            if isinstance(entry, data.Transaction) and CARRIED_TAG in entry.tags:
+                day -= datetime.timedelta(days=1)
+            allowances.flush(state, min(day, granted_through))
         if isinstance(entry, data.Transaction):
             if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
                 # Recorded expiries are applied when their grant comes due.

@@ -185,7 +185,6 @@ def grant(
     if (
         txn_id is not None
         and txn_id.startswith(allowances.PREFIX)
-        and not carried
         and allowances.adopt(state, grant, entry)
     ):
         pass  # its plan's period boundaries expire it, with rollover
