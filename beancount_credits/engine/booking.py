@@ -437,8 +437,8 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
                 and not is_generated(entry)
             ):
                 allowance_grants[txn_id] = entry.date
-            if opened is None and CARRIED_TAG in entry.tags:
-                opened = entry.date
+            if CARRIED_TAG in entry.tags:
+                opened = entry.date  # the latest close's (an earlier opening may remain)
             if is_expiry_record(entry):
                 key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
                 if key in recorded:
