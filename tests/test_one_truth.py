@@ -212,9 +212,9 @@ def test_the_page_shows_the_same_notice(fava_client: Any) -> None:
     answer = client.get(path + "users", query_string={"time": "2026-12"}).get_json()
     assert answer["as_of"] == "2026-12-31"
     # p-000057's expiry, and the demo plan's period of 2026-12-15: its allowance,
-    # and the ending period's expiries (what does not roll over).
+    # and the ending period's expiry.
     assert answer["notice"] == (
-        "ledger recorded through 2026-11-21; 3 expiries since then (359 CREDIT) and 1 allowance "
+        "ledger recorded through 2026-11-21; 2 expiries since then (359 CREDIT) and 1 allowance "
         "(300 CREDIT) are counted here but not yet written: run bean-credits close-day"
     )
     user = client.get(path + "user", query_string={"time": "2026-12", "user_id": "u-1047"})

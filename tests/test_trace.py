@@ -160,11 +160,11 @@ def test_the_demo_plan_allowance_and_scoped_pack(demo: tuple[Path, str]) -> None
     assert drawn and all(row[4].startswith("session ") for row in drawn)
     assert sum(-int(row[3]) for row in drawn) == 400
     allowance = rows(trace(ledger, "--grant", "allowance:studio-nova:2026-02-15"))
-    assert allowance[0][1] == "granted from Income:Credits:Plan; expires 2026-04-15"  # carried
+    assert allowance[0][1] == "granted from Income:Credits:Plan; expires 2026-03-15"
     expired = [row for row in allowance if row[1] == "expired"]
-    # What was left on 2026-03-15: up to 100 carried into March, the rest expired;
-    # both written by close-day into the log.
-    assert expired and expired[0][2] == "allowance:studio-nova:2026-02-15:expiry:2026-03-15"
+    # What was left on 2026-03-15 expired (no rollover in the demo's plan),
+    # written by close-day into the log.
+    assert expired and expired[0][2] == "allowance:studio-nova:2026-02-15:expiry"
     assert expired[0][-2:] == ["log/2026/03.beancount:" + expired[0][-2].split(":")[-1], sha]
     order = rows(trace(ledger, "--order", "o-30001"))
     assert [row[2] for row in order] == ["allowance:studio-nova:2026-01-15"]

@@ -854,8 +854,10 @@ def render_accounts(users: list[User]) -> str:
 
 
 # A plan (not simulated: the grant engine books it): a studio with a monthly
-# allowance whose unspent part partly rolls over, and a session pack that only
-# coaching sessions may spend (a scoped grant), spent first by its priority.
+# allowance, and a session pack that only coaching sessions may spend (a scoped
+# grant), spent first by its priority. No rollover here: a rollover moves a
+# grant's expiry after the fact, which a period's Parquet export, made when the
+# period closed, cannot know (the ledger cases show rollover).
 PLAN_USER = "studio-nova"
 PLAN_START = datetime.date(2026, 1, 15)
 
@@ -865,8 +867,8 @@ def render_plans() -> str:
     width = len(account) + 2
     lines = [
         GENERATED_NOTE.rstrip("\n"),
-        "; A plan: Studio Nova gets 300 credits a month from the 15th (up to 100 unspent roll",
-        "; over into the next month), and bought a session pack that only sessions may spend.",
+        "; A plan: Studio Nova gets 300 credits a month from the 15th (what is unspent expires",
+        "; at the month's end), and bought a session pack that only sessions may spend.",
         f"{PLAN_START} open Income:Credits:Plan",
         f"{PLAN_START} open {account}",
         f"  user_id: {quote(PLAN_USER)}",
@@ -876,7 +878,6 @@ def render_plans() -> str:
         f'{PLAN_START} custom "credits-allowance" {quote(PLAN_USER)} 300 CREDIT',
         '  every: "1m"',
         '  source: "Income:Credits:Plan"',
-        "  rollover_max: 100",
         "",
         '2026-02-02 * "Studio Nova" "Session pack for coaching sessions only, order o-39001"'
         " ^o-39001",
