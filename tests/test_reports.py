@@ -116,7 +116,7 @@ def test_demo_balances_agree_with_beanquery() -> None:
     # The CLI prints the same table.
     result = run(["report", "balances", str(DEMO), "--to", DEMO_END])
     assert result.exit_code == 0, result.output
-    assert len(result.output.splitlines()) == 5 + 50
+    assert len(result.output.splitlines()) == 5 + 51
 
 
 def test_demo_statement_ends_at_the_engine_balance() -> None:
