@@ -47,6 +47,7 @@ lint: $(VENV)/.installed
 
 ## Regenerate the demo ledger from its seeded generator, then its daily log.
 demo-ledger: $(VENV)/.installed
+	rm -rf ledgers/demo/log
 	$(BIN)/python ledgers/demo/generate.py
 	$(BIN)/bean-credits close-day $(DEMO) --date 2026-11-20
 

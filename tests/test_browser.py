@@ -150,6 +150,19 @@ def test_page_in_a_real_browser(served: str, browser: Any, ledger: Ledger) -> No
     assert values[0][: len(statement_names)] == statement_names
     assert Decimal(str(values[-1][statement_names.index("Balance")])) == wallet.balance
 
+    # A grant links to its trace: where every credit of it went (bean-credits trace).
+    grant_id = cells(page, "#cbh-grants")[0][headers(page, "#cbh-grants").index("Grant")]
+    page.click(f"#cbh-grants a.cbh-trace-link:text-is('{grant_id}')")
+    page.wait_for_selector("#cbh-trace:not([hidden]) #cbh-trace-tables table tbody tr")
+    assert page.locator("#cbh-trace-title").inner_text() == f"Trace of grant {grant_id}"
+    assert page.locator("#cbh-trace-tables h4").first.inner_text() == f"Grant {grant_id}"
+    # ... and a statement line to what paid for it, or where its credits went.
+    txn_id = statement[-1][statement_names.index("Transaction ID")]
+    page.click(f"#cbh-statement a.cbh-trace-link:text-is('{txn_id}')")
+    page.wait_for_selector(f"#cbh-trace-title:text-is('Trace of transaction {txn_id}')")
+    page.click("#cbh-trace-close")
+    assert page.locator("#cbh-trace").is_hidden()
+
     # Back to the table, which kept its filter and order.
     page.click("#cbh-back")
     assert cells(page, "#cbh-users")[0][user_col] == top[user_col]

@@ -28,6 +28,7 @@ from beancount_credits.fava import server
 from beancount_credits.jobs import alerts
 from beancount_credits.ledger import Ledger, load
 from beancount_credits.reports import REPORTS, Filters
+from beancount_credits.reports.table import format_cell
 
 TODAY = datetime.date(2026, 11, 22)  # two days after the demo's last day
 PAGE = "/credits-demo/extension/CreditBalanceHistory/"
@@ -250,6 +251,9 @@ def test_alerts(client: Any, ledger: Ledger) -> None:
         ("user", {"user_id": "org-acme", "time": "soon"}, 400, "time filter"),
         ("users", {"filter": "(("}, 400, "filter"),
         ("users", {"sort": "Height"}, 400, "unknown sort field 'Height' for report 'users'"),
+        ("trace", {}, 400, "give one of the parameters grant or txn"),
+        ("trace", {"grant": "p-000065", "txn": "r-1"}, 400, "give one of the parameters"),
+        ("trace", {"grant": "<script>"}, 400, "unknown grant id '<script>'"),
     ],
 )
 def test_bad_parameters_are_4xx_with_a_message(
@@ -402,3 +406,26 @@ def test_journal_preset_only_for_a_valid_opt_in() -> None:
     for config in (None, "balance", {}, {"journal_hide": []}, {"journal_hide": "balance"},
                    {"journal_hide": ["balance", "<script>"]}, {"journal_hide": [1]}):  # fmt: skip
         assert journal_show(config) is None
+
+
+def test_trace_is_the_command_s_trace(client: Any, ledger: Ledger) -> None:
+    """The page's trace links ask the same trace as ``bean-credits trace``."""
+    from beancount_credits.audit import trace
+
+    found = get(client, "trace", grant="p-000065")
+    expected = trace.trace(ledger, "grant", "p-000065")
+    assert found["found"] is True
+    assert [table["title"] for table in found["tables"]] == ["Grant p-000065"]
+    assert (
+        found["tables"][0]["rows"][1:]
+        == [
+            [None if cell is None else format_cell(cell) for cell in row]
+            for row in expected.tables[0].rows
+        ][1:]
+    )
+    paid = get(client, "trace", txn="r-000626")["tables"][0]
+    assert paid["title"] == "Transaction r-000626: the grants that paid"
+    assert rows(paid)[0]["Grant"] == "p-000065" and rows(paid)[0]["Amount"] == "80"
+    missing = get(client, "trace", txn="r-999999")
+    assert missing["found"] is False
+    assert "No entry of the ledger mentions transaction 'r-999999'" in missing["tables"][0]["notes"]

@@ -108,7 +108,7 @@ def test_demo_balances_agree_with_beanquery() -> None:
     commodities = [column.name for column in table.columns[2:]]
     assert commodities == ["CREDIT", "SESSION"]
     rows = list(table)
-    assert len(rows) == len(ledger.users) == 50
+    assert len(rows) == len(ledger.users) == 51
     for user_id, _segment, *numbers in rows:
         account = ledger.user(str(user_id)).account
         for currency, number in zip(commodities, numbers, strict=True):
@@ -116,7 +116,7 @@ def test_demo_balances_agree_with_beanquery() -> None:
     # The CLI prints the same table.
     result = run(["report", "balances", str(DEMO), "--to", DEMO_END])
     assert result.exit_code == 0, result.output
-    assert len(result.output.splitlines()) == 5 + 50
+    assert len(result.output.splitlines()) == 5 + 51
 
 
 def test_demo_statement_ends_at_the_engine_balance() -> None:

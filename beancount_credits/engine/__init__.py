@@ -9,7 +9,8 @@ asks it (through :mod:`.asof`) what the ledger holds on a day.
 - :mod:`.metadata`: the policy keys, Transaction IDs, the generated mark;
 - :mod:`.booking`: the pass (:func:`run`); :mod:`.grants` is its grant
   part, :mod:`.expiries` its expiry part (and continues a finished pass past
-  its horizon: :func:`book_through`), :mod:`.reversals` its reversal part;
+  its horizon: :func:`book_through`), :mod:`.reversals` its reversal part,
+  :mod:`.allowances` its recurring allowances (period grants and rollover);
 - :mod:`.annotations`: the draw-down annotations, written and read back
   (:func:`rewind`);
 - :mod:`.asof`: the ledger as of day D, the one answer every tool gives;

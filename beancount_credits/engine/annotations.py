@@ -21,6 +21,7 @@ from typing import Any
 
 from beancount.core import data
 
+from beancount_credits.engine.allowances import rewound_expiry
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import is_expiry_record
 from beancount_credits.engine.model import (
@@ -30,6 +31,7 @@ from beancount_credits.engine.model import (
     EngineResult,
     Grant,
     Wallet,
+    consumption_order,
 )
 
 
@@ -156,15 +158,22 @@ def rewind(
         remaining = grant.remaining + undo.get(grant.id, ZERO)
         if remaining > grant.amount or remaining < 0:
             return None  # the annotations do not describe this grant
-        grants[grant.id] = copy = dataclasses.replace(grant, remaining=remaining, queued=False)
+        grants[grant.id] = copy = dataclasses.replace(
+            grant,
+            remaining=remaining,
+            queued=False,
+            expires=rewound_expiry(end.allowances, grant, day),  # rollover moves it
+        )
         key = (grant.account, grant.currency)
         wallet = wallets.get(key)
         if wallet is None:
-            limit = end.wallets[key].limit if key in end.wallets else ZERO
-            wallet = wallets[key] = Wallet(grant.account, grant.currency, limit)
+            was = end.wallets.get(key)
+            wallet = wallets[key] = Wallet(grant.account, grant.currency, ZERO)
+            if was is not None:
+                wallet.limit, wallet.order, wallet.scoped = was.limit, was.order, was.scoped
         if remaining > 0:
             seq += 1
-            wallet.heap.append((copy.sort_key, seq, copy))
+            wallet.heap.append((consumption_order(copy, wallet.order), seq, copy))
             wallet.available += remaining
     for key, wallet in end.wallets.items():
         owed = wallet.debt + debt.get(key, ZERO)
@@ -172,7 +181,7 @@ def rewind(
             return None
         if owed:
             if key not in wallets:
-                wallets[key] = Wallet(key[0], key[1], wallet.limit)
+                wallets[key] = Wallet(key[0], key[1], wallet.limit, order=wallet.order)
             wallets[key].debt = owed
     for wallet in wallets.values():
         heapq.heapify(wallet.heap)

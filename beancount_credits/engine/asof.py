@@ -47,6 +47,7 @@ from beancount_credits.engine.config import CreditsConfig
 T = TypeVar("T")
 ONE_DAY = datetime.timedelta(days=1)
 KEEP_DAYS = 8  # days a timeline remembers (a page asks for the same few days)
+ALLOWANCE_LOOKAHEAD = datetime.timedelta(days=366)  # allowances in the schedule past the horizon
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -91,17 +92,28 @@ class AsOf:
                 f"as of {self.day}: the ledger is recorded through {self.horizon}; "
                 "no expiry is due since then"
             )
-        totals: dict[str, Decimal] = collections.defaultdict(Decimal)
-        for entry in unwritten:
-            for posting in entry.postings:
-                if posting.units is not None and posting.units.number > 0:
-                    totals[posting.units.currency] += posting.units.number
-        amounts = ", ".join(f"{number} {currency}" for currency, number in sorted(totals.items()))
-        noun = "expiry" if len(unwritten) == 1 else "expiries"
+        parts = []
+        for expired, one, many in (
+            (True, "expiry", "expiries"),
+            (False, "allowance", "allowances"),
+        ):
+            found = [entry for entry in unwritten if (engine.EXPIRED_TAG in entry.tags) == expired]
+            if not found:
+                continue
+            totals: dict[str, Decimal] = collections.defaultdict(Decimal)
+            for entry in found:
+                for posting in entry.postings:
+                    if posting.units is not None and posting.units.number > 0:
+                        totals[posting.units.currency] += posting.units.number
+            amounts = ", ".join(
+                f"{number} {currency}" for currency, number in sorted(totals.items())
+            )
+            since = "" if parts else " since then"
+            parts.append(f"{len(found)} {one if len(found) == 1 else many}{since} ({amounts})")
         verb = "is" if len(unwritten) == 1 else "are"
         return (
-            f"ledger recorded through {self.horizon}; {len(unwritten)} {noun} since then "
-            f"({amounts}) {verb} counted here but not yet written: run bean-credits close-day"
+            f"ledger recorded through {self.horizon}; {' and '.join(parts)} "
+            f"{verb} counted here but not yet written: run bean-credits close-day"
         )
 
 
@@ -310,11 +322,20 @@ class Timeline:
             if found is None:
                 self._prepare()
                 if self._extendable:
-                    result, booked = engine.book_through(
-                        self._base, datetime.date.max, self.config.breakage
-                    )
-                    last = max((entry.date for entry in booked), default=datetime.date.min)
-                    self._final = (result, booked, last)
+                    book = self._base.allowances
+                    if book is None or not book.due:
+                        result, booked = engine.book_through(
+                            self._base, datetime.date.max, self.config.breakage
+                        )
+                        last = max((entry.date for entry in booked), default=datetime.date.min)
+                        self._final = (result, booked, last)
+                    else:
+                        # Allowances go on for ever: the schedule holds a year of them
+                        # past the horizon (and past the last directive).
+                        start = max([self.horizon or datetime.date.min, *book.dates()])
+                        result, booked = engine.book_through(
+                            self._base, start + ALLOWANCE_LOOKAHEAD, self.config.breakage
+                        )
                     found = merge(self._base_entries, booked)
                 else:
                     config = dataclasses.replace(self.config, future_expiries=True)

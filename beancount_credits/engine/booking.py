@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
-from beancount_credits.engine import expiries, grants, reversals
+from beancount_credits.engine import allowances, expiries, grants, reversals
 from beancount_credits.engine.annotations import drawdown_annotation, grant_annotation
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import (
@@ -55,6 +55,7 @@ from beancount_credits.engine.metadata import (
     meta_amount,
     meta_decimal,
     meta_int,
+    parse_accounts,
     parse_period,
     txn_id_of,
 )
@@ -123,6 +124,7 @@ class Pass:
         # The last day of the archived period when the ledger starts with
         # grants carried forward by a period close.
         self.closed_through: datetime.date | None = None
+        self.allowances: allowances.Book | None = None
 
     # -- helpers
 
@@ -158,7 +160,9 @@ class Pass:
             limit, limit_currency = self.limits.get(account, (ZERO, None))
             if limit_currency is not None and limit_currency != currency:
                 limit = ZERO
-            wallet = self.wallets[key] = Wallet(account, currency, limit)
+            wallet = self.wallets[key] = Wallet(
+                account, currency, limit, order=self.config.draw_down_order
+            )
         return wallet
 
     def policy(self, account: str | None) -> SourcePolicy:
@@ -175,11 +179,21 @@ class Pass:
         self.policy_cache[account] = policy
         return policy
 
+    def reorder(self, wallet: Wallet) -> None:
+        """Rebuild a wallet's heap after its grants' place in the order changed."""
+        heap = [
+            (consumption_order(grant, wallet.order), seq, grant) for _key, seq, grant in wallet.heap
+        ]
+        heapq.heapify(heap)
+        wallet.heap = heap
+
     def push(self, wallet: Wallet, grant: Grant) -> None:
         if not grant.queued and grant.remaining > 0:
             self.seq += 1
-            heapq.heappush(wallet.heap, (grant.sort_key, self.seq, grant))
+            heapq.heappush(wallet.heap, (consumption_order(grant, wallet.order), self.seq, grant))
             grant.queued = True
+            if grant.applies_to is not None:
+                wallet.scoped = True
 
     # -- directives
 
@@ -210,6 +224,7 @@ class Pass:
             ("expire_after", parse_period),
             ("priority", meta_int),
             ("unit_cost", meta_amount),
+            ("applies_to", parse_accounts),
         ):
             value = meta.get(key)
             if value is None:
@@ -228,6 +243,7 @@ class Pass:
         """Forfeit a closed wallet's remaining grants (lost credits are breakage)."""
         if not self.is_user(entry.account):
             return
+        allowances.close(self, entry.account)
         for (account, _currency), wallet in self.wallets.items():
             if account != entry.account:
                 continue
@@ -336,13 +352,27 @@ class Pass:
         asked: Decimal,
         txn_id: str | None,
     ) -> DrawDown:
-        available = wallet.available + wallet.limit - wallet.debt
+        use = None
+        skipped: list[tuple[Any, int, Grant]] | None = None
+        if wallet.scoped:
+            # Scoped grants (applies_to) serve only some uses: this draw-down's
+            # is its counter-account; the others' credits are not available to it.
+            use = next((p.account for p in entry.postings if not self.is_user(p.account)), None)
+            usable = sum(
+                (g.remaining for _k, _s, g in wallet.heap if g.remaining > 0 and g.applies(use)),
+                ZERO,
+            )
+            available = usable + wallet.limit - wallet.debt
+            skipped = []
+        else:
+            available = wallet.available + wallet.limit - wallet.debt
         if asked > available:
+            to_use = "" if skipped is None else f" to {use}"
             self.error(
                 entry.meta,
                 f"Draw-down of {asked} {wallet.currency} by user "
                 f"{self.user_label(wallet.account)!r} on {entry.date} exceeds the "
-                f"{max(available, ZERO)} {wallet.currency} available "
+                f"{max(available, ZERO)} {wallet.currency} available{to_use} "
                 f"(balance {wallet.balance}, credit limit {wallet.limit})",
                 entry,
             )
@@ -356,6 +386,9 @@ class Pass:
                 heapq.heappop(heap)
                 grant.queued = False
                 continue
+            if skipped is not None and not grant.applies(use):
+                skipped.append(heapq.heappop(heap))  # another use's credits: kept for it
+                continue
             # take(), inlined: one draw-down per redemption of the ledger.
             part = remaining if remaining < left else left  # min(): left when equal
             grant.remaining = remaining = remaining - part
@@ -366,6 +399,9 @@ class Pass:
             if remaining <= 0:
                 heapq.heappop(heap)
                 grant.queued = False
+        if skipped:
+            for item in skipped:
+                heapq.heappush(heap, item)
         if left > 0:
             wallet.debt += left
             parts.append(Consumption(None, left))
@@ -382,6 +418,10 @@ class Scan(NamedTuple):
     errors: list[CreditsError]
     horizon: datetime.date | None  # last written transaction or balance
     reversed_ids: set[str]  # txn_ids that reversals name
+    allowances: list[data.Custom]  # the credits-allowance directives
+    wallets: dict[str, str]  # user_id -> the account of the open carrying it
+    allowance_grants: dict[str, datetime.date]  # allowance grants in the text, by txn_id
+    opened: datetime.date | None  # the first day after a closed period (its carried grants)
 
 
 def scan(entries: Iterable[data.Directive]) -> Scan:
@@ -394,11 +434,25 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
     errors: list[CreditsError] = []
     horizon: datetime.date | None = None
     reversed_ids: set[str] = set()
+    directives: list[data.Custom] = []
+    wallets: dict[str, str] = {}
+    allowance_grants: dict[str, datetime.date] = {}
+    opened: datetime.date | None = None
     for entry in entries:
         if isinstance(entry, data.Transaction):
-            reverses = entry.meta.get("reverses")
+            meta = entry.meta
+            reverses = meta.get("reverses")
             if reverses is not None:
                 reversed_ids.add(str(reverses))
+            txn_id = meta.get("txn_id")
+            if (
+                isinstance(txn_id, str)
+                and txn_id.startswith(allowances.PREFIX)
+                and not is_generated(entry)
+            ):
+                allowance_grants[txn_id] = entry.date
+            if CARRIED_TAG in entry.tags:
+                opened = entry.date  # the latest close's (an earlier opening may remain)
             if is_expiry_record(entry):
                 key = txn_id_of(entry) or expiry_txn_id(str(entry.meta["grant"]))
                 if key in recorded:
@@ -408,10 +462,17 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
                     continue
                 recorded[key] = entry
         elif not isinstance(entry, data.Balance):
+            if isinstance(entry, data.Custom):
+                if entry.type == allowances.DIRECTIVE:
+                    directives.append(entry)
+            elif isinstance(entry, data.Open) and entry.meta and "user_id" in entry.meta:
+                wallets[str(entry.meta["user_id"])] = entry.account
             continue
         if not is_generated(entry) and (horizon is None or entry.date > horizon):
             horizon = entry.date
-    return Scan(recorded, errors, horizon, reversed_ids)
+    return Scan(
+        recorded, errors, horizon, reversed_ids, directives, wallets, allowance_grants, opened
+    )
 
 
 def run(
@@ -432,13 +493,22 @@ def run(
     are kept, and ``EngineResult.drawdowns`` is empty.
     """
     config = config or CreditsConfig()
-    recorded, errors, horizon, reversed_ids = scan(entries)
+    found = scan(entries)
+    horizon = found.horizon
+    if through is not None and (horizon is None or through > horizon):
+        horizon = through
+    # Allowances are granted through the horizon, even with the whole expiry schedule.
+    granted_through = horizon
     if config.future_expiries:
         horizon = NEVER
-    elif through is not None and (horizon is None or through > horizon):
-        horizon = through
-    state = Pass(config, recorded, None if record else reversed_ids)
-    state.errors.extend(errors)
+    state = Pass(config, found.recorded, None if record else found.reversed_ids)
+    state.errors.extend(found.errors)
+    if found.allowances:
+        state.allowances, errors = allowances.build(
+            found.allowances, found.wallets, config, found.allowance_grants, found.opened
+        )
+        state.errors.extend(errors)
+    book = state.allowances
     out = state.out
     current: datetime.date | None = None
     for entry in entries:
@@ -446,6 +516,19 @@ def run(
             current = entry.date
             if horizon is not None:
                 expiries.flush(state, min(current, horizon))
+        if (
+            book is not None
+            and book.due
+            and book.due[0][0] <= entry.date
+            and isinstance(entry, (data.Transaction, data.Close))
+            and granted_through is not None
+        ):
+            # A period's allowance comes after its day's opens, before anything spends;
+            # a period close's carried grants come before it (they are its pool).
+            day = entry.date
+            if isinstance(entry, data.Transaction) and CARRIED_TAG in entry.tags:
+                day -= datetime.timedelta(days=1)
+            allowances.flush(state, min(day, granted_through))
         if isinstance(entry, data.Transaction):
             if entry.meta and "grant" in entry.meta and EXPIRED_TAG in entry.tags:
                 # Recorded expiries are applied when their grant comes due.
@@ -465,6 +548,9 @@ def run(
             out.append(entry)
     if horizon is not None:
         expiries.flush(state, horizon)
+    if granted_through is not None and state.allowances is not None:
+        allowances.flush(state, granted_through)
+        expiries.flush(state, horizon)
     expiries.check_unused_records(state)
     out.sort(key=data.entry_sortkey)
     return EngineResult(
@@ -476,6 +562,7 @@ def run(
         wallets=state.wallets,
         users=state.users,
         changed_records=state.changed_records,
+        allowances=state.allowances,
     )
 
 
@@ -486,7 +573,7 @@ def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Gr
             continue
         yield from sorted(
             (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
-            key=consumption_order,
+            key=lambda grant: consumption_order(grant, wallet.order),
         )
 
 

@@ -17,6 +17,12 @@ Keys (all optional; the defaults are the chart of accounts of docs/design.md):
 - ``future_expiries``: also book expiries dated after the ledger's last
   written transaction or balance, i.e. the whole schedule (``False``: an expiry
   is booked once the ledger has reached its date)
+- ``order``: the draw-down order, a list of keys among ``priority``,
+  ``expiry``, ``granted``, ``id``, ``cost`` (lowest unit cost first),
+  ``cost_desc`` and ``source`` (default ``['priority', 'expiry', 'granted',
+  'id']``; the grant id always ends it), see :func:`engine.consumption_order`
+- ``sources``: the ranking of source accounts the ``source`` key uses, e.g.
+  ``['Income:Credits:Promotion', 'Income:Credits:Purchase']``
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import dataclasses
 from typing import Any
 
 from beancount.core import account as account_lib
+
+from beancount_credits.engine.model import DEFAULT_ORDER, ORDER_KEYS, DrawDownOrder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +48,15 @@ class CreditsConfig:
     opening: str = "Equity:Credits:Opening"
     annotate: bool = True
     future_expiries: bool = False
+    order: tuple[str, ...] = DEFAULT_ORDER
+    sources: tuple[str, ...] = ()
+
+    @property
+    def draw_down_order(self) -> DrawDownOrder | None:
+        """The configured order (None: the default one)."""
+        if self.order == DEFAULT_ORDER:
+            return None
+        return DrawDownOrder(self.order, self.sources)
 
     def is_user_account(self, account: str) -> bool:
         """True for a wallet: a direct child of the users root."""
@@ -93,5 +110,29 @@ def parse_config(config_str: str | None) -> CreditsConfig:
                 raise ConfigError(f"configuration key {key!r}: {value!r} is not an account name")
         elif key in ("annotate", "future_expiries") and not isinstance(value, bool):
             raise ConfigError(f"configuration key {key!r} must be True or False, not {value!r}")
+        elif key == "order":
+            value = _order(value)
+        elif key == "sources":
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(item, str) and account_lib.is_valid(item) for item in value
+            ):
+                raise ConfigError(f"configuration key 'sources' must list accounts, not {value!r}")
+            value = tuple(value)
         values[key] = value
+    if "source" in values.get("order", ()) and not values.get("sources"):
+        raise ConfigError("the order key 'source' needs 'sources': the source accounts, in order")
     return CreditsConfig(**values)
+
+
+def _order(value: Any) -> tuple[str, ...]:
+    """A draw-down order: known keys, each once; the grant id ends it (one order, always)."""
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"configuration key 'order' must list order keys, not {value!r}")
+    for name in value:
+        if name not in ORDER_KEYS:
+            raise ConfigError(
+                f"configuration key 'order': unknown key {name!r} (known: {', '.join(ORDER_KEYS)})"
+            )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"configuration key 'order' names a key twice: {value!r}")
+    return tuple(value) if "id" in value else (*value, "id")

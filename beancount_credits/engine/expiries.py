@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits.engine import allowances
 from beancount_credits.engine.metadata import (
     EXPIRE_PLUGIN_NAME,
     GENERATED_FILENAME,
@@ -62,15 +63,21 @@ def expire(
     cause: str | None,
     amount: Decimal | None = None,
     forfeited: bool = False,
+    key: str | None = None,
+    narration: str | None = None,
 ) -> None:
-    """Move a grant's remainder (or ``amount`` of it) to breakage on ``date``."""
+    """Move a grant's remainder (or ``amount`` of it) to breakage on ``date``.
+
+    ``key`` and ``narration``: the expiry's Transaction ID and text when not the
+    usual ones (an allowance's pool at a period boundary).
+    """
     amount = grant.remaining if amount is None else amount
     wallet = state.wallets[(grant.account, grant.currency)]
     grant.remaining -= amount
     grant.expired += amount
     if cause is None:
         wallet.available -= amount
-    key = expiry_txn_id(grant.id, cause)
+    key = key or expiry_txn_id(grant.id, cause)
     state.expiries.append(Expiry(key, grant, date, amount))
     recorded = state.recorded.get(key)
     if recorded is not None:
@@ -78,11 +85,12 @@ def expire(
         check_record(state, recorded, grant, date, amount)
         return
     target = state.out if cause is None else state.after
-    narration = (
-        f"Forfeited credits of grant {grant.id} (wallet closed)"
-        if forfeited
-        else f"Expired credits of grant {grant.id}"
-    )
+    if narration is None:
+        narration = (
+            f"Forfeited credits of grant {grant.id} (wallet closed)"
+            if forfeited
+            else f"Expired credits of grant {grant.id}"
+        )
     target.append(
         expiry_transaction(key, grant, date, amount, lineno, narration, state.config.breakage)
     )
@@ -175,7 +183,11 @@ def book_through(
     this equals a pass through ``day`` (the ``flush`` at its end). Returns a new
     result, sharing what did not change, and the expiry transactions booked.
     The input is not modified, so a result can be shared by concurrent readers.
+    A ledger with allowances goes on with :func:`allowances.book_through`.
     """
+    book = result.allowances
+    if book is not None and book.due_by(day):
+        return allowances.book_through(result, day)
     due = sorted(
         (
             grant

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+from beancount_credits.engine import allowances
 from beancount_credits.engine.metadata import (
     add_period,
     meta_amount,
     meta_date,
     meta_decimal,
     meta_int,
+    parse_accounts,
 )
 from beancount_credits.engine.model import (
     CARRIED_TAG,
@@ -135,6 +137,13 @@ def grant(
         unit_cost = meta_amount(raw) if raw is not None else policy.unit_cost
     except (ValueError, ArithmeticError) as exc:
         state.error(entry.meta, f"unit_cost of grant {grant_id!r}: {exc}", entry)
+    applies_to = policy.applies_to
+    try:
+        raw = pmeta.get("applies_to", tmeta.get("applies_to"))
+        if raw is not None:
+            applies_to = parse_accounts(raw)
+    except ValueError as exc:
+        state.error(entry.meta, f"applies_to of grant {grant_id!r}: {exc}", entry)
 
     amount = posting.units.number
     original = amount
@@ -157,6 +166,7 @@ def grant(
         meta=entry.meta,
         remaining=amount,
         consumed=original - amount,  # a carried grant: what it lost before the close
+        applies_to=applies_to,
     )
     if grant_id in state.grants:
         if txn_id is None or state.seen_txn_ids.get(txn_id) is entry.meta:
@@ -174,7 +184,13 @@ def grant(
         )
     if txn_id is not None and (state.keep is None or txn_id in state.keep):
         index_by_txn(state.grants_by_txn, txn_id, grant)
-    if expires is not None:
+    if (
+        txn_id is not None
+        and txn_id.startswith(allowances.PREFIX)
+        and allowances.adopt(state, grant, entry)
+    ):
+        pass  # its plan's period boundaries expire it, with rollover
+    elif expires is not None:
         if expires <= entry.date:
             state.error(
                 entry.meta,

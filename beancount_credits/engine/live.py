@@ -28,11 +28,12 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits.engine import expiries
+from beancount_credits.engine import allowances, expiries
 from beancount_credits.engine.booking import Pass, scan
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import is_generated
 from beancount_credits.engine.model import (
+    CARRIED_TAG,
     EXPIRED_TAG,
     ZERO,
     CreditsError,
@@ -75,11 +76,16 @@ class LivePass:
     # -- the loop of engine.run, one entry at a time
 
     def _start(self) -> None:
-        recorded, errors, horizon, _reversed = scan(self.entries)
+        found = scan(self.entries)
         # Every draw-down kept (keep=None): a reversal posted later may name any of them.
-        self.state = Pass(self.config, recorded, None)
-        self.state.errors.extend(errors)
-        self.horizon = horizon
+        self.state = Pass(self.config, found.recorded, None)
+        self.state.errors.extend(found.errors)
+        if found.allowances:  # as engine.run builds them
+            self.state.allowances, errors = allowances.build(
+                found.allowances, found.wallets, self.config, found.allowance_grants, found.opened
+            )
+            self.state.errors.extend(errors)
+        self.horizon = found.horizon
         self.current: datetime.date | None = None  # date of the last entry stepped over
         self.flushed: datetime.date | None = None  # expiries booked through this day
         self.last_key: SortKey | None = None  # the last entry the state depends on the place of
@@ -97,6 +103,20 @@ class LivePass:
                 expiries.flush(state, through)
                 if self.flushed is None or through > self.flushed:
                     self.flushed = through
+        book = state.allowances
+        if (
+            book is not None
+            and book.due
+            and book.due[0][0] <= entry.date
+            and isinstance(entry, data.Transaction | data.Close)
+            and self.horizon is not None
+        ):
+            # As engine.run: a period's allowance after its day's opens, before
+            # anything spends; a period close's carried grants before it.
+            day = entry.date
+            if isinstance(entry, data.Transaction) and CARRIED_TAG in entry.tags:
+                day -= datetime.timedelta(days=1)
+            allowances.flush(state, min(day, self.horizon))
         if isinstance(entry, data.Transaction):
             if _acts(entry):
                 state.transaction(entry)
@@ -194,6 +214,7 @@ class LivePass:
             wallets=state.wallets,
             users=state.users,
             changed_records=state.changed_records,
+            allowances=state.allowances,
         )
         through = day
         if through is None:
@@ -203,6 +224,12 @@ class LivePass:
         if self.last is not None and through < self.last:
             raise ValueError(f"the live state answers for {self.last} and later, not {through}")
         return expiries.book_through(partial, through, self.config.breakage)
+
+    def allowance_due(self, day: datetime.date) -> bool:
+        """Whether an allowance period begins by ``day`` that the state has not granted:
+        then :func:`wallet_at` and :func:`open_grants_at` do not answer for ``day``."""
+        book = self.state.allowances
+        return book is not None and bool(book.due) and book.due[0][0] <= day
 
     def wallet(self, account: str, currency: str) -> Wallet | None:
         return self.state.wallets.get((account, currency))

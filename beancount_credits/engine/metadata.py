@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from beancount.core import account as account_lib
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
@@ -96,12 +97,24 @@ def meta_amount(value: Any) -> amount_lib.Amount:
     return amount_lib.Amount.from_string(str(value))
 
 
+def parse_accounts(value: Any) -> tuple[str, ...]:
+    """An ``applies_to`` value: one account or several (separated by commas or spaces)."""
+    names = tuple(name for name in re.split(r"[\s,]+", str(value)) if name)
+    if not names:
+        raise ValueError("applies_to names no account")
+    for name in names:
+        if not account_lib.is_valid(name):
+            raise ValueError(f"applies_to: {name!r} is not an account name")
+    return names
+
+
 class SourcePolicy(NamedTuple):
     """Grant defaults a source account's ``open`` declares."""
 
     expire_after: tuple[int, str] | None
     priority: int | None
     unit_cost: amount_lib.Amount | None
+    applies_to: tuple[str, ...] | None = None  # the uses its grants may serve
 
 
 def txn_id_of(entry: data.Transaction) -> str | None:

@@ -45,8 +45,9 @@ function svg(tag, attrs = {}) {
   return node;
 }
 
-/** Fill a table from a table JSON ({columns, rows}); an empty table says so. */
-function fillTable(table, data, onRow) {
+/** Fill a table from a table JSON ({columns, rows}); an empty table says so.
+ * links: column name -> what a click on a cell of that column does. */
+function fillTable(table, data, onRow, links) {
   const head = table.querySelector("thead");
   const body = table.querySelector("tbody");
   head.replaceChildren(
@@ -57,10 +58,10 @@ function fillTable(table, data, onRow) {
     body.append(el("tr", {}, [el("td", { class: "cbh-empty", colspan: String(data.columns.length) }, ["none"])]));
     return;
   }
-  for (const row of data.rows) body.append(rowElement(data.columns, row, onRow));
+  for (const row of data.rows) body.append(rowElement(data.columns, row, onRow, links));
 }
 
-function rowElement(columns, row, onRow) {
+function rowElement(columns, row, onRow, links) {
   const tr = el("tr");
   row.forEach((cell, i) => {
     const attrs = {};
@@ -69,6 +70,14 @@ function rowElement(columns, row, onRow) {
     } else if (columns[i].name === "Description" || columns[i].name === "Reason") {
       attrs.class = "cbh-wrap";
       if (cell) attrs.title = cell; // shown whole on hover where the cell is cut
+    }
+    const link = links && cell ? links[columns[i].name] : undefined;
+    if (link) {
+      // The same trace as `bean-credits trace`: where a grant's credits went, what paid.
+      const a = el("a", { href: "#", class: "cbh-trace-link", title: `Trace ${cell}` }, [cell]);
+      a.addEventListener("click", (event) => { event.preventDefault(); event.stopPropagation(); link(cell); });
+      tr.append(el("td", attrs, [a]));
+      return;
     }
     tr.append(el("td", attrs, [cell ?? ""]));
   });
@@ -228,6 +237,7 @@ class Page {
     this.$("cbh-prev").addEventListener("click", () => { this.page -= 1; this.renderUsers(); });
     this.$("cbh-next").addEventListener("click", () => { this.page += 1; this.renderUsers(); });
     this.$("cbh-back").addEventListener("click", () => this.closeUser());
+    this.$("cbh-trace-close").addEventListener("click", () => { this.$("cbh-trace").hidden = true; });
     for (const box of this.root.querySelectorAll(".cbh-exports")) {
       for (const link of box.querySelectorAll("a")) {
         link.addEventListener("click", (event) => {
@@ -359,14 +369,34 @@ class Page {
         ...facts.filter(([, v]) => v).map(([k, v]) => el("span", {}, [el("b", {}, [`${k}:`]), v])),
       );
       drawChart(this.$("cbh-chart"), this.$("cbh-legend"), user.daily);
-      fillTable(this.$("cbh-statement"), user.statement);
+      this.$("cbh-trace").hidden = true;
+      fillTable(this.$("cbh-statement"), user.statement, undefined, { "Transaction ID": (id) => this.openTrace("txn", id) });
       const scroll = this.$("cbh-statement").parentElement;
       scroll.scrollTop = scroll.scrollHeight; // the latest lines first in view
-      fillTable(this.$("cbh-grants"), user.grants);
+      fillTable(this.$("cbh-grants"), user.grants, undefined, { Grant: (id) => this.openTrace("grant", id) });
       fillTable(this.$("cbh-members"), user.members);
       this.$("cbh-members-box").hidden = !user.members.rows.length;
       history.replaceState(history.state, "", `${window.location.pathname}${window.location.search}#user=${encodeURIComponent(user.user_id)}`);
       window.scrollTo(0, 0);
+    } catch (error) {
+      this.showError(error);
+    }
+  }
+
+  async openTrace(mode, id) {
+    try {
+      const found = await getJSON("trace", { [mode]: id });
+      const box = this.$("cbh-trace-tables");
+      box.replaceChildren();
+      for (const data of found.tables) {
+        const table = el("table", {}, [el("thead"), el("tbody")]);
+        fillTable(table, data);
+        const notes = data.notes.map((note) => el("div", { class: "cbh-note" }, [note]));
+        box.append(el("h4", {}, [data.title]), ...notes, el("div", { class: "cbh-scroll" }, [table]));
+      }
+      this.$("cbh-trace-title").textContent = `Trace of ${mode === "grant" ? "grant" : "transaction"} ${id}`;
+      this.$("cbh-trace").hidden = false;
+      this.$("cbh-trace").scrollIntoView();
     } catch (error) {
       this.showError(error);
     }

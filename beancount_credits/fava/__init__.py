@@ -51,6 +51,7 @@ from flask import Response, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
 from beancount_credits import exports
+from beancount_credits.audit import trace as tracing
 from beancount_credits.fava import view
 from beancount_credits.ledger import Ledger, LedgerError
 from beancount_credits.reports.index import index
@@ -343,6 +344,22 @@ class CreditBalanceHistory(FavaExtensionBase):
                 mimetype=exports.media_type(fmt),
                 as_attachment=True,
                 download_name=filename + exports.suffix(fmt),
+            )
+
+        return self.answer(make)
+
+    @extension_endpoint
+    def trace(self) -> Any:
+        """``bean-credits trace`` for a grant (``grant=``) or a transaction (``txn=``)."""
+
+        def make() -> Any:
+            asked = [(mode, request.args.get(mode, "").strip()) for mode in ("grant", "txn")]
+            given = [(mode, value) for mode, value in asked if value]
+            if len(given) != 1:
+                raise BadRequest("give one of the parameters grant or txn")
+            found = tracing.trace(self.credits, *given[0])
+            return jsonify(
+                {"found": found.found, "tables": [table_json(table) for table in found.tables]}
             )
 
         return self.answer(make)

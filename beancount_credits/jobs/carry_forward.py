@@ -65,7 +65,7 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
     for (account, currency), wallet in sorted(result.wallets.items()):
         grants = sorted(
             (grant for _key, _seq, grant in wallet.heap if grant.remaining > 0),
-            key=engine.consumption_order,
+            key=lambda grant: engine.consumption_order(grant, wallet.order),
         )
         if wallet.debt > 0 and grants:
             raise PeriodError(
@@ -93,6 +93,8 @@ def carry_forward(ledger: Ledger, through: datetime.date) -> list[data.Transacti
             meta["priority"] = grant.priority
             if grant.unit_cost is not None:
                 meta["unit_cost"] = grant.unit_cost
+            if grant.applies_to is not None:
+                meta["applies_to"] = ", ".join(grant.applies_to)
             units = amount_lib.Amount(grant.remaining, currency)
             postings[account].append(data.Posting(account, units, None, None, None, meta))
         if wallet.debt > 0:

@@ -1,8 +1,10 @@
-"""The daily job: write the day's expiries and end-of-day balances into the text.
+"""The daily job: write the day's expiries, allowances and end-of-day balances into the text.
 
 ``bean-credits close-day LEDGER --date D`` records, in one file per month under
 the ledger's log folder (``log/YYYY/MM.beancount``, included from the main file
-by a glob), every expiry due on or before D and every end-of-day balance of a
+by a glob), every expiry due on or before D, every allowance grant of a period
+starting by then (recognised by its ``txn_id`` afterwards, never written
+twice), and every end-of-day balance of a
 wallet with activity on a day up to D, that the text does not hold yet. What
 the plugins generate from then on for those days is the recorded text, which
 Beancount checks: an edit of the past that changes a logged balance fails.
@@ -35,7 +37,7 @@ class Plan:
     """What close-day records for a date."""
 
     through: datetime.date
-    expiries: list[data.Transaction]
+    expiries: list[data.Transaction]  # and the allowance grants (engine.allowances)
     balances: list[data.Balance]
     seals: list[data.Custom] = dataclasses.field(default_factory=list)  # sealed ledgers
 
@@ -50,10 +52,16 @@ class Plan:
         if self.empty:
             return f"nothing to write: the ledger is logged through {self.through}"
         parts = []
-        if self.expiries:
-            days = sorted({entry.date for entry in self.expiries})
-            noun = "expiry" if len(self.expiries) == 1 else "expiries"
-            parts.append(f"{len(self.expiries)} {noun} ({span(days)})")
+        expired = [entry for entry in self.expiries if engine.EXPIRED_TAG in entry.tags]
+        granted = [entry for entry in self.expiries if engine.EXPIRED_TAG not in entry.tags]
+        for found, one, many in (
+            (granted, "allowance", "allowances"),
+            (expired, "expiry", "expiries"),
+        ):
+            if found:
+                days = sorted({entry.date for entry in found})
+                noun = one if len(found) == 1 else many
+                parts.append(f"{len(found)} {noun} ({span(days)})")
         if self.balances:
             days = sorted({entry.date for entry in self.balances})
             noun = "balance" if len(self.balances) == 1 else "balances"
@@ -100,6 +108,10 @@ def record(entry: data.Directive) -> data.Directive:
         for key, value in entry.meta.items()
         if key not in ("generated", engine.GENERATED_KEY)
     }
+    if isinstance(entry, data.Transaction):
+        # The engine's annotations (an allowance repaying an overdraft) are not text.
+        postings = [posting._replace(meta=None) for posting in entry.postings]
+        return entry._replace(meta=meta, postings=postings)
     return entry._replace(meta=meta)
 
 

@@ -518,7 +518,7 @@ class WarmLedger:
             account = self.user_account(user_id)
             day = self.day(day)
             last = self.live.last
-            if last is None or day >= last:
+            if (last is None or day >= last) and not self.live.allowance_due(day):
                 return {
                     wallet.currency: live.wallet_at(wallet, day)[0]
                     for wallet in self.live.wallets_of(account)
@@ -536,7 +536,7 @@ class WarmLedger:
             account = self.user_account(user_id)
             day = self.day(day)
             last = self.live.last
-            if last is None or day >= last:
+            if (last is None or day >= last) and not self.live.allowance_due(day):
                 grants = [
                     grant
                     for wallet in self.live.wallets_of(account)

@@ -12,7 +12,9 @@ It (re)writes, next to this script:
 - ``accounts.beancount``: commodities, sources, uses, equity and one wallet per
   user (``user_id``, ``segment``, ``email``, one ``credit_limit``), and the
   close of one wallet;
-- ``transactions/2025.beancount`` and ``transactions/2026.beancount``.
+- ``transactions/2025.beancount`` and ``transactions/2026.beancount``;
+- ``plans.beancount``: one plan, booked by the grant engine rather than
+  simulated: a monthly allowance with rollover and a scoped session pack.
 
 The story: about fifty users (three segments, two organisations whose team
 members spend shared credits) from 2025-09-01 to 2026-11-20. They buy credit
@@ -764,6 +766,7 @@ plugin "beancount_credits.plugins.seal"
 
 include "accounts.beancount"
 include "settings.beancount"
+include "plans.beancount"
 {includes}include "fava-import.beancount"
 
 ; --- Queries and Fava options -------------------------------------------------------
@@ -850,6 +853,63 @@ def render_accounts(users: list[User]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# A plan (not simulated: the grant engine books it): a studio with a monthly
+# allowance, and a session pack that only coaching sessions may spend (a scoped
+# grant), spent first by its priority. No rollover here: a rollover moves a
+# grant's expiry after the fact, which a period's Parquet export, made when the
+# period closed, cannot know (the ledger cases show rollover).
+PLAN_USER = "studio-nova"
+PLAN_START = datetime.date(2026, 1, 15)
+
+
+def render_plans() -> str:
+    account = user_account(PLAN_USER)
+    width = len(account) + 2
+    lines = [
+        GENERATED_NOTE.rstrip("\n"),
+        "; A plan: Studio Nova gets 300 credits a month from the 15th (what is unspent expires",
+        "; at the month's end), and bought a session pack that only sessions may spend.",
+        f"{PLAN_START} open Income:Credits:Plan",
+        f"{PLAN_START} open {account}",
+        f"  user_id: {quote(PLAN_USER)}",
+        '  segment: "pro"',
+        '  email: "billing@studio-nova.example"',
+        "",
+        f'{PLAN_START} custom "credits-allowance" {quote(PLAN_USER)} 300 CREDIT',
+        '  every: "1m"',
+        '  source: "Income:Credits:Plan"',
+        "",
+        '2026-02-02 * "Studio Nova" "Session pack for coaching sessions only, order o-39001"'
+        " ^o-39001",
+        '  txn_id: "p-900001"',
+        '  order: "o-39001"',
+        '  paid: "40.00 USD"',
+        "  unit_cost: 0.10 USD",
+        "  priority: 10",
+        '  applies_to: "Expenses:Credits:Sessions"',
+        f"  {account:<{width}} 400 CREDIT",
+        "  Income:Credits:Purchase",
+    ]
+    number = 0
+    for month in range(1, 12):
+        for day, use, amount, ref in ((6, "Sessions", 90, "session"), (21, "Orders", 140, "order")):
+            date = datetime.date(2026, month, day)
+            if date > END or date < PLAN_START:
+                continue
+            number += 1
+            code = f"{ref[0]}-{(40000 if ref == 'session' else 30000) + number}"
+            what = "Session booking" if ref == "session" else "Order"
+            lines += [
+                "",
+                f'{date} * "Studio Nova" "{what} {code}"',
+                f'  txn_id: "r-9{number:05d}"',
+                f"  {ref}: {quote(code)}",
+                f"  {account:<{width}} -{amount} CREDIT",
+                f"  Expenses:Credits:{use}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
 def generate(seed: int = SEED) -> tuple[dict[str, str], list[Txn], list[Simulation]]:
     """Return the files to write (path relative to this folder -> text) and what they hold."""
     rng = random.Random(seed)
@@ -865,6 +925,7 @@ def generate(seed: int = SEED) -> tuple[dict[str, str], list[Txn], list[Simulati
     for year, text in render_transactions(txns).items():
         files[f"transactions/{year}.beancount"] = text
         includes += f'include "transactions/{year}.beancount"\n'
+    files["plans.beancount"] = render_plans()
     files["main.beancount"] = MAIN.format(includes=includes)
     return files, txns, sims
 
@@ -886,7 +947,10 @@ def check(main: Path, sims: list[Simulation]) -> int:
     expired = [entry for entry in entries if "expired" in (getattr(entry, "tags", None) or ())]
     print(f"loaded in {elapsed:.1f}s: {len(errors)} errors, {len(expired)} #expired transactions")
     booked: collections.Counter[str] = collections.Counter()
+    simulated = {sim.user.account for sim in sims}  # the plan is the engine's, not simulated
     for entry in expired:
+        if not any(posting.account in simulated for posting in entry.postings):
+            continue
         for posting in entry.postings:
             if entry.date <= END and posting.account == "Equity:Credits:Breakage":
                 booked[posting.units.currency] += int(posting.units.number)
