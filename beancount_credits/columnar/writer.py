@@ -216,9 +216,10 @@ class Writer:
     def flush(self) -> None:
         """Write the pending partitions as Parquet.
 
-        Called once the period's ledger is released: DuckDB and its writer's
-        buffers then take memory the load gave back, and the export's peak
-        stays near the load's own.
+        Called once every period's ledger is released: DuckDB and its writer's
+        buffers then take memory the loads gave back, and the export's peak
+        stays near the largest period's load. The staged rows wait on disk
+        (JSON Lines under the export's staging folder) until then.
         """
         for name, staged, path in self.pending:
             self.write_parquet(name, staged, path)
@@ -357,7 +358,6 @@ def export(
         )
         writer.dataset("users", user_rows(active_ledger), None)
         del active_ledger  # the caller's reference aside, the active load is released here
-        writer.flush()
         loaded_chart: columnar_periods.Chart | None = None
         for period in closed:
             step(f"period {period.name}")
@@ -380,9 +380,11 @@ def export(
             hashes = writer.period(period_ledger, period, release=True)
             span = transactions_span(period_ledger, period)
             del period_ledger  # one closed period in memory at a time
-            writer.flush()
             records.append(period_record(period, keys[period], hashes, span))
         records.append(active_record)
+        # Parquet last, every period's ledger released: DuckDB (its library, its
+        # connection, its writer's buffers) never sits beside a loaded period.
+        writer.flush()
     finally:
         writer.close()
     removed = sorted({*(set(writer.old_hashes) - set(writer.hashes)), *sweep(out, writer.hashes)})
