@@ -38,9 +38,12 @@ def expiring_grants(
     """The grants with credits left at the end of ``as_of`` that expire within ``days``
     after it (``as_of`` < expires <= ``as_of`` + ``days``), soonest first."""
     until = as_of + datetime.timedelta(days=days)
+    # Only grants with credits left can expire: the wallets' queues hold them
+    # (the engine's own "open grants"), a fraction of every grant ever made.
     grants = [
         grant
-        for grant in result.grants.values()
+        for wallet in result.wallets.values()
+        for _key, _seq, grant in wallet.heap
         if grant.remaining > 0
         and grant.expires is not None
         and as_of < grant.expires <= until
