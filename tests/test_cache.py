@@ -144,3 +144,44 @@ def test_the_stamp_keeps_fava_s_file_list_and_the_result_out_of_the_cache(tmp_pa
     assert revived[loadstamp.OPTION_KEY].result is None
     assert revived["include"] == [str(ledger)]
     assert not loader.needs_refresh(revived)
+
+
+MAIN_WITH_GLOB = """\
+plugin "beancount_credits.plugins.expire"
+include "imports/*.beancount"
+
+2024-01-01 commodity CREDIT
+2024-01-01 open Income:Credits:Purchase
+2024-01-01 open Assets:Credits:Users:Alice
+  user_id: "alice"
+"""
+
+BATCH = """\
+2024-01-0{day} * "Purchase"
+  txn_id: "p-{day}"
+  Assets:Credits:Users:Alice   {amount} CREDIT
+  Income:Credits:Purchase
+"""
+
+
+def test_a_cached_load_sees_a_file_new_under_an_include_glob(tmp_path: Path) -> None:
+    """An import batch or a new month of the log, added under an include glob: Beancount's
+    cache hashes only the files its load parsed, the stamp notices the new one."""
+    shutil.copytree(PACKAGE, tmp_path / "site" / "beancount_credits")
+    ledger = tmp_path / "main.beancount"
+    ledger.write_text(MAIN_WITH_GLOB)
+    (tmp_path / "imports").mkdir()
+    (tmp_path / "imports" / "a.beancount").write_text(BATCH.format(day=2, amount=20))
+    cache = Path(loader.get_cache_filename(loader.PICKLE_CACHE_FILENAME, str(ledger)))
+    args = ("report", "balances", str(ledger), "--to", "2024-01-31")
+
+    first = run(tmp_path, *args)
+    assert first.returncode == 0, first.stderr
+    assert cache.exists()
+    assert first.stdout.splitlines()[-1].split() == ["alice", "20"]
+    (tmp_path / "imports" / "b.beancount").write_text(BATCH.format(day=3, amount=5))
+    second = run(tmp_path, *args)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1].split() == ["alice", "25"], second.stdout
+    third = run(tmp_path, *args)  # the cache written by the second run holds both
+    assert third.stdout == second.stdout

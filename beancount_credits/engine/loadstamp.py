@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from beancount_credits import __version__
+from beancount_credits.engine.includes import unlisted
 
 OPTION_KEY = "beancount_credits"
-STALE_MARKER = "<beancount_credits: the installed code differs from the cache's>"
+STALE_MARKER = "<beancount_credits: the code or the included files changed since the cache>"
 _PACKAGE = Path(__file__).resolve().parent.parent  # beancount_credits/
 
 
@@ -67,8 +68,16 @@ class LoadStamp:
 
 
 def _revive(digest: str, include: list[str]) -> LoadStamp:
-    """Unpickle a stamp; mark the cached load stale when the code changed since."""
-    if digest != code_digest() and STALE_MARKER not in include:
+    """Unpickle a stamp; mark the cached load stale when the code changed since, or
+    when an include glob matches a file the cached load did not parse.
+
+    Beancount's own check hashes the files the cached load included; a file
+    added since under an ``include "imports/*.beancount"`` (an import batch, a
+    new month of the balance log) is not among them.
+    """
+    if STALE_MARKER not in include and (
+        digest != code_digest() or unlisted(name for name in include if not name.startswith("<"))
+    ):
         include.append(STALE_MARKER)
     return LoadStamp(digest, include)
 

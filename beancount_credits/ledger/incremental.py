@@ -38,7 +38,7 @@ import fnmatch
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,11 @@ from beancount.parser import booking, parser
 from beancount.utils import misc_utils
 
 from beancount_credits.engine.collector import paused_gc
+from beancount_credits.engine.includes import include_patterns as include_patterns
 from beancount_credits.ledger import pipeline
 
 # Lines that would change the files, the options or the plugins of the ledger.
 _STRUCTURE_RE = re.compile(r"^[ \t]*(include|option|plugin)\b", re.MULTILINE)
-_INCLUDE_RE = re.compile(rb'^[ \t]*include[ \t]+"((?:[^"\\]|\\.)*)"', re.MULTILINE)
 
 
 @dataclasses.dataclass
@@ -132,15 +132,6 @@ def _load(
     entries, errors = _transform_and_validate(booked, early_errors, options, log_timings)
     options["input_hash"] = loader.compute_input_hash(options["include"])
     return entries, errors, options, prepared
-
-
-def include_patterns(filename: str, text: bytes) -> Iterator[str]:
-    """The ``include`` patterns in a ledger file's text, relative ones joined to its folder."""
-    for match in _INCLUDE_RE.finditer(text):
-        pattern = match.group(1).decode("utf-8", "replace")
-        if not os.path.isabs(pattern):
-            pattern = os.path.join(os.path.dirname(filename), pattern)
-        yield os.path.normpath(pattern)
 
 
 def _included_by_globs(prepared: Prepared, path: Path) -> bool:
