@@ -26,7 +26,6 @@ from beancount_credits.engine import asof, loadstamp
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger, find_config, index_users
 from beancount_credits.reports import USED_BY, run
-from beancount_credits.reports.index import index
 from beancount_credits.reports.table import Filters, Table
 
 ZERO = Decimal(0)
@@ -114,7 +113,9 @@ def ledger_from_entries(
         users=index_users(entries, config),
         timeline=asof.Timeline(entries, config, base=base, record=False),
     )
-    index(ledger)  # once per load, not per request
+    # The wallet index is built by the first request that needs it (once per
+    # load, under the timeline's lock), not here: Fava reloads on every change
+    # of a file, most of them with nobody on the Credit page.
     return ledger
 
 
