@@ -339,6 +339,23 @@ class Pass:
 
     # -- draw-downs
 
+    def result(
+        self, entries: list[data.Directive], errors: list[CreditsError] | None = None
+    ) -> EngineResult:
+        """The pass's state as an engine result, with ``entries`` (and ``errors``, default
+        the pass's own list): one place that names every field of the state."""
+        return EngineResult(
+            entries=entries,
+            errors=self.errors if errors is None else errors,
+            grants=self.grants,
+            drawdowns=self.drawdowns,
+            expiries=self.expiries,
+            wallets=self.wallets,
+            users=self.users,
+            changed_records=self.changed_records,
+            allowances=self.allowances,
+        )
+
     def take(self, wallet: Wallet, grant: Grant, amount: Decimal) -> None:
         grant.remaining -= amount
         grant.consumed += amount
@@ -553,17 +570,7 @@ def run(
         expiries.flush(state, horizon)
     expiries.check_unused_records(state)
     out.sort(key=data.entry_sortkey)
-    return EngineResult(
-        entries=out,
-        errors=state.errors,
-        grants=state.grants,
-        drawdowns=state.drawdowns,
-        expiries=state.expiries,
-        wallets=state.wallets,
-        users=state.users,
-        changed_records=state.changed_records,
-        allowances=state.allowances,
-    )
+    return state.result(out)
 
 
 def open_grants(result: EngineResult, account: str | None = None) -> Iterator[Grant]:

@@ -204,18 +204,7 @@ class LivePass:
         self, day: datetime.date | None = None
     ) -> tuple[EngineResult, list[data.Transaction]]:
         """:meth:`result`, and the expiry transactions booked to finish it (not in ``booked``)."""
-        state = self.state
-        partial = EngineResult(
-            entries=[],
-            errors=list(state.errors),
-            grants=state.grants,
-            drawdowns=state.drawdowns,
-            expiries=state.expiries,
-            wallets=state.wallets,
-            users=state.users,
-            changed_records=state.changed_records,
-            allowances=state.allowances,
-        )
+        partial = self.state.result([], list(self.state.errors))
         through = day
         if through is None:
             through = self.horizon if self.horizon is not None else self.last
