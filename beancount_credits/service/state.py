@@ -32,7 +32,6 @@ import datetime
 import gc
 import glob
 import os
-import re
 import threading
 import time
 import zoneinfo
@@ -46,6 +45,7 @@ from beancount.ops import validation
 
 from beancount_credits import engine
 from beancount_credits.engine import asof, live
+from beancount_credits.engine.includes import include_patterns
 from beancount_credits.engine.users import index_users
 from beancount_credits.importers import ingest, sealing
 from beancount_credits.importers.events import Problem, Row, rows_of
@@ -83,9 +83,6 @@ class Accepted:
     commodity: str | None
 
 
-_INCLUDE_RE = re.compile(r'^include\s+"([^"]+)"', re.MULTILINE)
-
-
 def _fingerprint(main: Path, options: Mapping[str, Any]) -> tuple[Any, ...]:
     """Size, mtime and inode of every ledger file, and of every file the main file's
     include globs match now (a new import batch, a new month's log is a change).
@@ -93,15 +90,17 @@ def _fingerprint(main: Path, options: Mapping[str, Any]) -> tuple[Any, ...]:
     Paths stay strings (Beancount's include list is absolute already): this runs
     before every answer, and resolving each path would cost more than the stats.
     """
-    root = os.path.dirname(os.path.abspath(main))
+    main_file = os.path.abspath(main)
     files = {str(name) for name in options.get("include", [])}
-    files.add(os.path.abspath(main))
+    files.add(main_file)
     try:
-        patterns = _INCLUDE_RE.findall(read_text(main))
+        text = Path(main_file).read_bytes()
     except OSError:
-        patterns = []
-    for pattern in patterns:
-        files.update(os.path.normpath(name) for name in glob.glob(os.path.join(root, pattern)))
+        text = b""
+    # Beancount's include rule (engine.includes): patterns relative to the file, globbed
+    # as its loader globs them.
+    for pattern in include_patterns(main_file, text):
+        files.update(os.path.normpath(name) for name in glob.glob(pattern, recursive=True))
     stats: list[tuple[str, int | None, int | None, int | None]] = []
     for path in sorted(files):
         try:
