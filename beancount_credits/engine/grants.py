@@ -60,6 +60,11 @@ def grant_ids(state: Pass, entry: data.Transaction, txn_id: str | None) -> dict[
         and isinstance(posting.units.number, Decimal)
         and posting.units.number > 0
     ]
+    if len(positions) == 1 and txn_id is not None:
+        # One grant posting (most grant transactions): its own grant: or the txn_id.
+        index, posting = positions[0]
+        explicit = posting.meta.get("grant") if posting.meta else None
+        return {index: txn_id if explicit is None else str(explicit)}
     if txn_id is None:
         # A missing txn_id is the policy plugin's error; keep a stable id anyway.
         txn_id = f"{entry.date.isoformat()}@{entry.meta.get('filename')}:{entry.meta.get('lineno')}"

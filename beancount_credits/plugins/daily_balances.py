@@ -20,7 +20,6 @@ It takes the same optional configuration dict as the other plugins (only the
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -39,58 +38,6 @@ ONE_DAY = datetime.timedelta(days=1)
 ZERO = Decimal(0)
 
 BalanceKey = tuple[str, str, datetime.date]  # wallet, commodity, assertion date
-
-
-def end_of_day_balances(
-    entries: Iterable[data.Directive], config: CreditsConfig
-) -> Iterator[tuple[datetime.date, str, str, Decimal]]:
-    """Yield (day, wallet, commodity, end-of-day balance) for each active day.
-
-    Entries must be date-sorted; days come out in order, wallets in the order
-    they were first touched that day.
-    """
-    balances: dict[tuple[str, str], Decimal] = {}
-    touched: dict[tuple[str, str], None] = {}
-    is_user: dict[str, bool] = {}
-    day: datetime.date | None = None
-    transaction = data.Transaction
-    for entry in entries:
-        if not isinstance(entry, transaction):
-            continue
-        if entry.date != day:
-            if day is not None:
-                for key in touched:
-                    yield day, key[0], key[1], balances[key]
-                touched.clear()
-            day = entry.date
-        for posting in entry.postings:
-            account = posting.account
-            user = is_user.get(account)
-            if user is None:
-                user = is_user[account] = config.is_user_account(account)
-            if not user:
-                continue
-            units = posting.units
-            if units is None:
-                continue
-            number = units.number
-            if not isinstance(number, Decimal):
-                continue
-            key = (account, units.currency)
-            balances[key] = balances.get(key, ZERO) + number
-            touched[key] = None
-    if day is not None:
-        for key in touched:
-            yield day, key[0], key[1], balances[key]
-
-
-def recorded_balances(entries: Iterable[data.Directive]) -> set[BalanceKey]:
-    """Keys of the balance assertions present in the input."""
-    return {
-        (entry.account, entry.amount.currency, entry.date)
-        for entry in entries
-        if isinstance(entry, data.Balance)
-    }
 
 
 def daily_balances(
@@ -119,13 +66,15 @@ def last_day_errors(entries: list[data.Directive], config: CreditsConfig) -> lis
     One error per such transaction, pointing at it (at its grant, for an expiry
     the grant engine made), instead of an overflow inside the plugin.
     """
-    last = [
-        entry
-        for entry in entries
-        if isinstance(entry, data.Transaction)
-        and entry.date == datetime.date.max
-        and any(config.is_user_account(posting.account) for posting in entry.postings)
-    ]
+    last = []
+    for entry in reversed(entries):  # date-sorted (Beancount sorts after each plugin)
+        if entry.date != datetime.date.max:
+            break
+        if isinstance(entry, data.Transaction) and any(
+            config.is_user_account(posting.account) for posting in entry.postings
+        ):
+            last.append(entry)
+    last.reverse()
     if not last:
         return []
     written = {
@@ -148,28 +97,66 @@ def last_day_errors(entries: list[data.Directive], config: CreditsConfig) -> lis
 
 
 def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> list[data.Balance]:
-    """The end-of-day assertions of active days that the entries do not hold yet."""
-    recorded = recorded_balances(entries)
-    closed = {
-        entry.account: entry.date
-        for entry in entries
-        if isinstance(entry, data.Close) and config.is_user_account(entry.account)
-    }
+    """The end-of-day assertions of active days that the entries do not hold yet.
+
+    For each wallet and commodity with a posting on day D, its balance at the
+    end of D, asserted on D+1; entries must be date-sorted. One walk: the
+    recorded assertions and the wallets' closes are gathered on the way, and
+    the candidates checked against them at the end (an assertion dated D+1
+    sorts after day D's transactions).
+    """
+    recorded: set[BalanceKey] = set()
+    closed: dict[str, datetime.date] = {}
+    candidates: list[tuple[datetime.date, str, str, Decimal]] = []
+    candidate = candidates.append
+    balances: dict[tuple[str, str], Decimal] = {}
+    touched: dict[tuple[str, str], None] = {}
+    is_user: dict[str, bool] = {}
+    day: datetime.date | None = None
+    transaction, balance_type, close_type = data.Transaction, data.Balance, data.Close
+    for entry in entries:
+        if not isinstance(entry, transaction):
+            if isinstance(entry, balance_type):
+                recorded.add((entry.account, entry.amount.currency, entry.date))
+            elif isinstance(entry, close_type) and config.is_user_account(entry.account):
+                closed[entry.account] = entry.date
+            continue
+        if entry.date != day:
+            if touched:
+                if day != datetime.date.max:  # no next day (last_day_errors says so)
+                    date = day + ONE_DAY  # type: ignore[operator]
+                    for key in touched:
+                        candidate((date, key[0], key[1], balances[key]))
+                touched.clear()
+            day = entry.date
+        for posting in entry.postings:
+            account = posting.account
+            user = is_user.get(account)
+            if user is None:
+                user = is_user[account] = config.is_user_account(account)
+            if not user:
+                continue
+            units = posting.units
+            if units is None:
+                continue
+            number = units.number
+            if not isinstance(number, Decimal):
+                continue
+            key = (account, units.currency)
+            balances[key] = balances.get(key, ZERO) + number
+            touched[key] = None
+    if touched and day != datetime.date.max:
+        date = day + ONE_DAY  # type: ignore[operator]
+        for key in touched:
+            candidate((date, key[0], key[1], balances[key]))
+
     new_entries: list[data.Balance] = []
     append = new_entries.append
-    balance_type = data.Balance
     amount_type = amount_lib.Amount
     template = generated_meta(PLUGIN, 0, GENERATED_FILENAME)
     template["generated"] = True  # shown in Fava; the mark is what the tools read
     amounts: dict[tuple[str, str], amount_lib.Amount] = {}
-    last_day: datetime.date | None = None
-    date = datetime.date.min
-    for day, account, currency, balance in end_of_day_balances(entries, config):
-        if day != last_day:
-            if day == datetime.date.max:
-                continue  # no next day to assert it on (last_day_errors says so)
-            last_day = day
-            date = day + ONE_DAY
+    for date, account, currency, balance in candidates:
         if recorded and (account, currency, date) in recorded:
             continue
         close_date = closed.get(account)
