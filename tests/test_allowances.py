@@ -140,3 +140,64 @@ def test_a_period_close_carries_allowances_and_grants_no_past_period_again(
     # The directive stays in force: the next period's allowance comes as before.
     april = after.as_of(datetime.date(2024, 4, 2)).balances()
     assert april["Assets:Credits:Users:Alice", "CREDIT"] == Decimal(130)
+
+
+def test_a_late_event_in_a_sealed_allowance_period_is_amended(ledger: Path) -> None:
+    """A back-dated redemption inside a sealed period: the rollover's expiry is relogged."""
+    from beancount_credits.importers import import_events
+
+    ledger.write_text(
+        ledger.read_text().replace(
+            'plugin "beancount_credits.plugins.daily_balances"\n',
+            'plugin "beancount_credits.plugins.daily_balances"\n'
+            'plugin "beancount_credits.plugins.seal"\n',
+        )
+    )
+    git(ledger.parent, "commit", "-qam", "Seal")
+    result = CliRunner().invoke(
+        main, ["close-day", str(ledger), "--date", "2024-03-10", "--commit"]
+    )
+    assert result.exit_code == 0, result.output
+    late = {
+        "type": "redeem",
+        "id": "late-1",
+        "timestamp": "2024-02-10T10:00:00Z",
+        "user": "alice",
+        "amount": "10",
+        "session": "s-late",
+    }
+    # The same history never sealed: the event in the text from the start.
+    fresh = ledger.parent.parent / "fresh"
+    fresh.mkdir()
+    (fresh / "main.beancount").write_text(LEDGER)
+    git(fresh, "init", "-q")
+    git(fresh, "add", ".")
+    git(fresh, "commit", "-qm", "Ledger")
+    assert import_events(fresh / "main.beancount", [late], commit=True).new == 1
+
+    assert import_events(ledger, [late], commit=True).new == 1
+    amended = load(ledger, cache=False)
+    assert amended.errors == [], [error.message for error in amended.errors[:5]]
+    records = [
+        entry
+        for entry in amended.entries
+        if isinstance(entry, data.Custom) and entry.type == "credits-amend"
+    ]
+    assert len(records) == 1 and "late-1: added (2024-02-10)" in records[0].meta["changed"]
+    # February's allowance had 80 left on 2024-03-01 (not 60): 30 carry, 50 expire.
+    (expiry,) = [
+        entry
+        for entry in amended.entries
+        if isinstance(entry, data.Transaction)
+        and entry.meta.get("txn_id") == "allowance:alice:2024-02-01:expiry:2024-03-01"
+    ]
+    assert Path(expiry.meta["filename"]).name == "03.beancount"  # written, relogged
+    assert [posting.units.number for posting in expiry.postings] == [Decimal(-50), Decimal(50)]
+    never_sealed = load(fresh / "main.beancount", cache=False)
+    for day in (datetime.date(2024, 2, 9) + datetime.timedelta(days=n) for n in range(30)):
+        assert amended.as_of(day).balances() == never_sealed.as_of(day).balances(), day
+    assert amended.as_of(datetime.date(2024, 2, 16)).balances()[
+        "Assets:Credits:Users:Alice", "CREDIT"
+    ] == Decimal(80)
+    result = CliRunner().invoke(main, ["verify", str(ledger)])
+    assert result.exit_code == 0, result.output
