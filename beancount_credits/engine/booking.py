@@ -565,6 +565,10 @@ def run(
     after = state.after
     booked = state.transaction
     transaction, balance = data.Transaction, data.Balance
+    # The next allowance boundary (book.due changes only in allowances.flush).
+    next_due = book.due[0][0] if book is not None and book.due else None
+    if granted_through is None:
+        next_due = None
     current: datetime.date | None = None
     for entry in entries:
         date = entry.date
@@ -576,10 +580,10 @@ def run(
             append(entry)
             continue
         if (
-            book is not None
-            and book.due
-            and book.due[0][0] <= date
+            next_due is not None
+            and next_due <= date
             and isinstance(entry, (transaction, data.Close))
+            and book is not None
             and granted_through is not None
         ):
             # A period's allowance comes after its day's opens, before anything spends;
@@ -588,6 +592,7 @@ def run(
             if isinstance(entry, transaction) and CARRIED_TAG in entry.tags:
                 day -= datetime.timedelta(days=1)
             allowances.flush(state, min(day, granted_through))
+            next_due = book.due[0][0] if book.due else None
         if isinstance(entry, transaction):
             if entry.tags and EXPIRED_TAG in entry.tags and entry.meta and "grant" in entry.meta:
                 # Recorded expiries are applied when their grant comes due.
