@@ -301,12 +301,15 @@ class Pass:
             elif number > 0:
                 if grant_ids is None:
                     grant_ids = grants.grant_ids(self, entry, txn_id)
-                is_user = self.is_user
-                source = next((p.account for p in entry.postings if not is_user(p.account)), None)
+                source = None
+                for other in entry.postings:
+                    role = role_cache.get(other.account)
+                    if not (self.is_user(other.account) if role is None else role):
+                        source = other.account
+                        break
                 grant = grants.grant(self, entry, posting, wallet, grant_ids[index], txn_id, source)
                 annotation = grant_annotation(grant)
             else:
-                annotation = None
                 asked = -number
                 heap = wallet.heap
                 if unrecorded and heap and not wallet.scoped:
@@ -318,19 +321,19 @@ class Pass:
                     remaining = grant.remaining
                     # Within what the wallet has: no debt and enough open credits
                     # (the credit limit is never negative) is draw()'s check, cheaper.
-                    if (
-                        remaining >= asked
-                        and remaining > 0
-                        and not wallet.debt
-                        and wallet.available >= asked
-                    ):
+                    # remaining >= asked > 0: the grant is open.
+                    if remaining >= asked and not wallet.debt and wallet.available >= asked:
                         grant.remaining = remaining = remaining - asked
                         grant.consumed += asked
                         wallet.available -= asked
-                        if remaining <= 0:
+                        if not remaining:
                             heapq.heappop(heap)
                             grant.queued = False
-                        annotation = {"consumed": grant.id + " " + str(asked)}
+                        consumed = grant.id + " " + str(asked)
+                        if annotate and posting.meta is not None:
+                            posting.meta["consumed"] = consumed
+                            continue
+                        annotation = {"consumed": consumed}
                 if annotation is None:
                     annotation = drawdown_annotation(
                         self.draw(entry, posting, wallet, asked, txn_id)
