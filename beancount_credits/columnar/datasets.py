@@ -44,7 +44,7 @@ from beancount_credits.columnar.periods import Period
 from beancount_credits.engine import asof
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common, daily, liability
-from beancount_credits.reports.statement import classify
+from beancount_credits.reports.kinds import classify
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "postings": [

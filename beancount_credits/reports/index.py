@@ -23,7 +23,7 @@ from beancount_credits import engine
 from beancount_credits.engine import settings
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger
-from beancount_credits.reports.statement import classify
+from beancount_credits.reports.kinds import classify
 
 ZERO = Decimal(0)
 TOPUP_DIRECTIVE = "credits-topup"  # custom "credits-topup" "<user_id>" "failed" (importers)

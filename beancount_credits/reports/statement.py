@@ -21,24 +21,12 @@ from decimal import Decimal
 
 from beancount.core import data
 
-from beancount_credits.engine import EXPIRED_TAG
-from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.ledger import Ledger
+from beancount_credits.reports.index import index
+from beancount_credits.reports.kinds import classify
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, ReportError, Table
 
 ZERO = Decimal(0)
-
-
-def classify(entry: data.Transaction, account: str, config: CreditsConfig, number: Decimal) -> str:
-    """'earned', 'redeemed' or 'expired' for a user posting, from its counter-accounts."""
-    counter = [posting.account for posting in entry.postings if posting.account != account]
-    if EXPIRED_TAG in entry.tags or config.breakage in counter:
-        return "expired"
-    if any(name.startswith(config.expenses + ":") or name == config.expenses for name in counter):
-        return "redeemed"
-    if any(name.startswith(config.income + ":") or name == config.income for name in counter):
-        return "earned"
-    return "earned" if number > 0 else "redeemed"
 
 
 def description(entry: data.Transaction) -> str:
@@ -189,8 +177,6 @@ def report(ledger: Ledger, filters: Filters) -> Table:
         raise ReportError("the statement report needs --user USER_ID")
     user = ledger.user(filters.user)
     if filters.date_to is not None:
-        from beancount_credits.reports.index import index  # it reads classify from here
-
         # The wallet's own transactions (the wallet index keeps them, every
         # expiry to come booked): cut at --to they are the ledger's as of --to.
         ledger = index(ledger).ledger_of(ledger, user.account)

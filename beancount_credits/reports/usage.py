@@ -20,7 +20,7 @@ from beancount.core import data
 
 from beancount_credits.ledger import Ledger
 from beancount_credits.reports import common
-from beancount_credits.reports.statement import classify
+from beancount_credits.reports.kinds import classify
 from beancount_credits.reports.table import Cell, Chart, Column, Filters, Table
 
 KINDS = ("earned", "redeemed", "expired")
