@@ -48,15 +48,19 @@ plugin "beancount_credits.plugins.daily_balances"
 """
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Path:
-    root = tmp_path / "ledger"
+def committed(root: Path) -> Path:
+    """LEDGER as ``root/main.beancount`` in a fresh git repository."""
     root.mkdir()
     (root / "main.beancount").write_text(LEDGER)
     git(root, "init", "-q")
     git(root, "add", ".")
     git(root, "commit", "-qm", "Ledger")
     return root / "main.beancount"
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    return committed(tmp_path / "ledger")
 
 
 def close_day(ledger: Path, day: str) -> str:
@@ -167,13 +171,8 @@ def test_a_late_event_in_a_sealed_allowance_period_is_amended(ledger: Path) -> N
         "session": "s-late",
     }
     # The same history never sealed: the event in the text from the start.
-    fresh = ledger.parent.parent / "fresh"
-    fresh.mkdir()
-    (fresh / "main.beancount").write_text(LEDGER)
-    git(fresh, "init", "-q")
-    git(fresh, "add", ".")
-    git(fresh, "commit", "-qm", "Ledger")
-    assert import_events(fresh / "main.beancount", [late], commit=True).new == 1
+    fresh = committed(ledger.parent.parent / "fresh")
+    assert import_events(fresh, [late], commit=True).new == 1
 
     assert import_events(ledger, [late], commit=True).new == 1
     amended = load(ledger, cache=False)
@@ -193,7 +192,7 @@ def test_a_late_event_in_a_sealed_allowance_period_is_amended(ledger: Path) -> N
     ]
     assert Path(expiry.meta["filename"]).name == "03.beancount"  # written, relogged
     assert [posting.units.number for posting in expiry.postings] == [Decimal(-50), Decimal(50)]
-    never_sealed = load(fresh / "main.beancount", cache=False)
+    never_sealed = load(fresh, cache=False)
     for day in (datetime.date(2024, 2, 9) + datetime.timedelta(days=n) for n in range(30)):
         assert amended.as_of(day).balances() == never_sealed.as_of(day).balances(), day
     assert amended.as_of(datetime.date(2024, 2, 16)).balances()[

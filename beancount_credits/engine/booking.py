@@ -50,6 +50,7 @@ from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import (
     SourcePolicy,
     expiry_txn_id,
+    is_expiry_record,
     is_generated,
     meta_amount,
     meta_decimal,
@@ -60,7 +61,6 @@ from beancount_credits.engine.metadata import (
 )
 from beancount_credits.engine.model import (
     CARRIED_TAG,
-    EXPIRED_TAG,
     LAST_LINE,
     NEVER,
     ZERO,
@@ -503,7 +503,7 @@ def scan(entries: Iterable[data.Directive]) -> Scan:
             if tags:
                 if CARRIED_TAG in tags:
                     opened = entry.date  # the latest close's (an earlier opening may remain)
-                if EXPIRED_TAG in tags and "grant" in meta:  # is_expiry_record, inlined
+                if is_expiry_record(entry):  # called for tagged transactions only
                     key = txn_id_of(entry) or expiry_txn_id(str(meta["grant"]))
                     if key in recorded:
                         errors.append(
@@ -569,9 +569,9 @@ def run(
     booked = state.transaction
     transaction, balance = data.Transaction, data.Balance
     # The next allowance boundary (book.due changes only in allowances.flush).
-    next_due = book.due[0][0] if book is not None and book.due else None
-    if granted_through is None:
-        next_due = None
+    next_due = (
+        book.due[0][0] if book is not None and book.due and granted_through is not None else None
+    )
     current: datetime.date | None = None
     for entry in entries:
         date = entry.date
@@ -597,7 +597,7 @@ def run(
             allowances.flush(state, min(day, granted_through))
             next_due = book.due[0][0] if book.due else None
         if isinstance(entry, transaction):
-            if entry.tags and EXPIRED_TAG in entry.tags and entry.meta and "grant" in entry.meta:
+            if entry.tags and is_expiry_record(entry):
                 # Recorded expiries are applied when their grant comes due.
                 append(entry)
                 continue

@@ -114,6 +114,15 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
     is_user: dict[str, bool] = {}
     day: datetime.date | None = None
     transaction, balance_type, close_type = data.Transaction, data.Balance, data.Close
+
+    def close_day(day: datetime.date) -> None:
+        """The day's touched wallets as candidates for an assertion on the next day."""
+        if day != datetime.date.max:  # no next day (last_day_errors says so)
+            date = day + ONE_DAY
+            for key in touched:
+                candidate((date, key[0], key[1], balances[key]))
+        touched.clear()
+
     for entry in entries:
         if not isinstance(entry, transaction):
             if isinstance(entry, balance_type):
@@ -122,12 +131,8 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
                 closed[entry.account] = entry.date
             continue
         if entry.date != day:
-            if touched:
-                if day != datetime.date.max:  # no next day (last_day_errors says so)
-                    date = day + ONE_DAY  # type: ignore[operator]
-                    for key in touched:
-                        candidate((date, key[0], key[1], balances[key]))
-                touched.clear()
+            if day is not None:
+                close_day(day)
             day = entry.date
         for posting in entry.postings:
             account = posting.account
@@ -145,10 +150,8 @@ def missing_balances(entries: list[data.Directive], config: CreditsConfig) -> li
             key = (account, units.currency)
             balances[key] = balances.get(key, ZERO) + number
             touched[key] = None
-    if touched and day != datetime.date.max:
-        date = day + ONE_DAY  # type: ignore[operator]
-        for key in touched:
-            candidate((date, key[0], key[1], balances[key]))
+    if day is not None:
+        close_day(day)
 
     new_entries: list[data.Balance] = []
     append = new_entries.append
