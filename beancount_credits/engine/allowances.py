@@ -35,12 +35,15 @@ import datetime
 import heapq
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from beancount.core import account as account_lib
 from beancount.core import amount as amount_lib
 from beancount.core import data
 
+# These modules import this one: each is imported whole, and used only once the pass runs.
+from beancount_credits.engine import annotations as engine_annotations
+from beancount_credits.engine import expiries, grants
 from beancount_credits.engine.accounts import UserIdError, user_account
 from beancount_credits.engine.config import CreditsConfig
 from beancount_credits.engine.metadata import (
@@ -79,8 +82,7 @@ class Rule:
     meta: data.Meta
 
 
-@dataclasses.dataclass(frozen=True)
-class Period:
+class Period(NamedTuple):  # a named tuple: one is made at every period boundary
     rule: int  # index in the plan's rules
     step: int  # period number within the rule
     start: datetime.date
@@ -97,14 +99,19 @@ class Plan:
     upcoming: Period | None = None
     pool: list[Grant] = dataclasses.field(default_factory=list)
 
-    def period(self, rule: int, step: int) -> Period | None:
-        """The ``step``-th period of rule ``rule``, if the rule is on and still in force."""
+    def period(self, rule: int, step: int, start: datetime.date | None = None) -> Period | None:
+        """The ``step``-th period of rule ``rule``, if the rule is on and still in force.
+
+        ``start``: the previous period's end, when known (the same date unless
+        the next directive cut that period short, and then this one is None).
+        """
         found = self.rules[rule]
         if found.units is None:
             return None
         stop = self.rules[rule + 1].date if rule + 1 < len(self.rules) else None
         count, unit = found.every
-        start = add_period(found.date, (count * step, unit))
+        if start is None:
+            start = add_period(found.date, (count * step, unit))
         if stop is not None and start >= stop:
             return None
         end = add_period(found.date, (count * (step + 1), unit))
@@ -114,7 +121,7 @@ class Plan:
 
     def following(self, period: Period | None) -> Period | None:
         if period is not None:
-            found = self.period(period.rule, period.step + 1)
+            found = self.period(period.rule, period.step + 1, period.end)
             if found is not None:
                 return found
         for rule in range(0 if period is None else period.rule + 1, len(self.rules)):
@@ -297,8 +304,6 @@ def rollover(
     state: Pass, plan: Plan, day: datetime.date, carry: Decimal, until: datetime.date
 ) -> None:
     """End the pool: up to ``carry`` stays (newest first) until ``until``; the rest expires."""
-    from beancount_credits.engine import expiries
-
     kept: list[Grant] = []
     left = carry
     for grant in reversed(plan.pool):
@@ -338,15 +343,14 @@ def open_period(state: Pass, book: Book, plan: Plan, period: Period) -> None:
         book.expected[txn_id] = (plan, period, False)  # the text holds it: booked when met
         return
     book.expected[txn_id] = (plan, period, True)
-    assert rule.units is not None
+    units = rule.units
+    assert units is not None
     meta = generated_meta(EXPIRE_PLUGIN_NAME, GRANT_LINE, GENERATED_FILENAME)
     meta["txn_id"] = txn_id
     meta["expires"] = period.end
     meta["generated"] = True
-    postings = [
-        data.Posting(plan.account, rule.units, None, None, None, None),
-        data.Posting(rule.source, -rule.units, None, None, None, None),
-    ]
+    posting = data.Posting(plan.account, units, None, None, None, None)
+    postings = [posting, data.Posting(rule.source, -units, None, None, None, None)]
     entry = data.Transaction(
         meta,
         period.start,
@@ -357,7 +361,15 @@ def open_period(state: Pass, book: Book, plan: Plan, period: Period) -> None:
         data.EMPTY_SET,
         postings,
     )
-    state.out.append(state.transaction(entry))
+    # Booked as Pass.transaction books a transaction with one grant posting,
+    # without its search for what the postings are: this one is known.
+    state.claim_txn_id(entry, txn_id)
+    wallet = state.wallet(plan.account, units.currency)
+    grant = grants.grant(state, entry, posting, wallet, txn_id, txn_id, rule.source)
+    annotation = engine_annotations.grant_annotation(grant)
+    if annotation and state.config.annotate:
+        postings[0] = posting._replace(meta=annotation)
+    state.out.append(entry)
 
 
 def adopt(state: Pass, grant: Grant, entry: data.Transaction) -> bool:
@@ -444,7 +456,6 @@ def book_through(result: EngineResult, day: datetime.date) -> tuple[EngineResult
     pass over copies of the wallets and grants it changes: ``result`` is
     not modified.
     """
-    from beancount_credits.engine import expiries
     from beancount_credits.engine.booking import Pass
 
     assert result.allowances is not None

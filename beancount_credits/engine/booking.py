@@ -130,6 +130,21 @@ class Pass:
     def error(self, meta: data.Meta, message: str, entry: data.Directive | None) -> None:
         self.errors.append(CreditsError(meta, message, entry))
 
+    def claim_txn_id(self, entry: data.Transaction, txn_id: str) -> None:
+        """Note the first use of a Transaction ID; a later one is an error."""
+        first = self.seen_txn_ids.setdefault(txn_id, entry.meta)
+        if first is not entry.meta:
+            self.duplicate_txn_id(entry, txn_id, first)
+
+    def duplicate_txn_id(self, entry: data.Transaction, txn_id: str, first: data.Meta) -> None:
+        self.error(
+            entry.meta,
+            f"Duplicate txn_id {txn_id!r} (first used at "
+            f"{first.get('filename')}:{first.get('lineno')}); "
+            "txn_id is the idempotency key and must be unique",
+            entry,
+        )
+
     def unknown(self) -> str:
         """How to call a txn_id the pass has not seen (it may be in an archived period)."""
         if self.closed_through is None:
@@ -180,9 +195,12 @@ class Pass:
 
     def reorder(self, wallet: Wallet) -> None:
         """Rebuild a wallet's heap after its grants' place in the order changed."""
-        heap = [
-            (consumption_order(grant, wallet.order), seq, grant) for _key, seq, grant in wallet.heap
-        ]
+        heap = []
+        for _key, seq, grant in wallet.heap:
+            if grant.remaining > 0:
+                heap.append((consumption_order(grant, wallet.order), seq, grant))
+            else:  # spent or expired: dropped now rather than when a draw-down meets it
+                grant.queued = False
         heapq.heapify(heap)
         wallet.heap = heap
 
@@ -252,22 +270,13 @@ class Pass:
 
     def transaction(self, entry: data.Transaction) -> data.Transaction:
         meta = entry.meta
-        # txn_id_of, inlined: this runs once per transaction of the ledger.
+        # txn_id_of and claim_txn_id, inlined: this runs once per transaction of the ledger.
         value = meta.get("txn_id") if meta else None
         txn_id = None if value is None else str(value)
         if txn_id is not None:
-            seen = self.seen_txn_ids
-            first = seen.get(txn_id)
-            if first is not None:
-                self.error(
-                    entry.meta,
-                    f"Duplicate txn_id {txn_id!r} (first used at "
-                    f"{first.get('filename')}:{first.get('lineno')}); "
-                    "txn_id is the idempotency key and must be unique",
-                    entry,
-                )
-            else:
-                seen[txn_id] = meta
+            first = self.seen_txn_ids.setdefault(txn_id, meta)
+            if first is not meta:
+                self.duplicate_txn_id(entry, txn_id, first)
         if entry.tags and CARRIED_TAG in entry.tags:
             # Any carry-forward, a zero line included, marks a closed period behind.
             self.closed_through = entry.date

@@ -45,6 +45,8 @@ from beancount_credits.engine.model import (
 if TYPE_CHECKING:
     from beancount_credits.engine.booking import Pass
 
+EXPIRED_TAGS = frozenset({EXPIRED_TAG})  # the tags of every expiry (one shared set)
+
 
 def flush(state: Pass, through: datetime.date) -> None:
     """Expire every grant due on or before ``through`` (at the start of its date)."""
@@ -166,7 +168,7 @@ def expiry_transaction(
         "*",
         None,
         narration,
-        frozenset({EXPIRED_TAG}),
+        EXPIRED_TAGS,
         data.EMPTY_SET,
         postings,
     )
