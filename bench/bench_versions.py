@@ -92,10 +92,13 @@ with open(sys.argv[2], "w") as out:
     fields = [field.name for field in dataclasses.fields(result)] if result else []
     out.write(f"engine result {fields}\\n")
     for grant in result.grants.values() if result else ():
-        values = [getattr(grant, f.name) for f in dataclasses.fields(grant) if f.name != "meta"]
+        # queued (in the wallet's heap) is the heap's bookkeeping, not the grant's state
+        values = [getattr(grant, f.name) for f in dataclasses.fields(grant)
+                  if f.name not in ("meta", "queued")]
         out.write(f"{values!r} {grant.meta.get('lineno')}\\n")
     for key, wallet in sorted(result.wallets.items()) if result else ():
-        heap = sorted(item[2].id for item in wallet.heap)
+        # The open grants in the heap: spent ones leave it lazily (when met)
+        heap = sorted(item[2].id for item in wallet.heap if item[2].remaining > 0)
         out.write(f"{key} {wallet.limit} {wallet.available} {wallet.debt} {heap}\\n")
     for name in ("drawdowns", "expiries", "users", "changed_records"):
         out.write(f"{name} {len(getattr(result, name)) if result else None}\\n")
