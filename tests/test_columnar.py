@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -204,7 +205,13 @@ def test_cli_export_and_report_source(tmp_path: Path) -> None:
     assert uri.exit_code != 0 and "a URI needs --engine spark" in uri.output
     past = runner.invoke(main, [*args[:3], "--to", "2027-12-31", "--source", str(out)])
     assert past.exit_code == 0, past.output
-    assert "export recorded through 2026-11-21; 49 expiries since then" in past.stderr
+    # Past the year of allowances the manifest tallies: what is due through its
+    # end, in the ledger's words, and that the export knows no further.
+    through = json.loads((out / columnar.MANIFEST).read_text())["pending"]["through"]
+    ledger_says = load(DEMO).as_of(D(through)).notice()
+    counted = re.search(r"recorded through 2026-11-21; (.*) are counted here", ledger_says)
+    assert f"export recorded through 2026-11-21; {counted.group(1)} are not" in past.stderr
+    assert past.stderr.endswith(f"; past {through} the export does not know what is due\n")
     no_source = runner.invoke(main, [*args, "--engine", "spark"])
     assert (
         no_source.exit_code != 0 and "--engine applies to reports on an export" in no_source.output
@@ -316,13 +323,20 @@ def test_export_of_a_closed_ledger_equals_the_never_closed_ledgers_reports(  # t
     # Past the horizon the ledger path books the expiries due by then; the
     # export says which it leaves out: the same count and credits.
     assert columnar_reports.horizon_notice(source, END) is None
-    # Before the demo plan's first period past the horizon (2026-12-15): the
-    # export cannot count an allowance's future periods (docs/columnar.md).
-    day = D("2026-12-14")
-    ledger_says = demo_ledger.as_of(day).notice()
-    export_says = columnar_reports.horizon_notice(source, day)
-    pattern = r"recorded through (\S+); (\d+) expir(?:y|ies) since then \(([^)]*)\)"
-    assert re.search(pattern, export_says).groups() == re.search(pattern, ledger_says).groups()
+    # Before and after the demo plan's first period past the horizon
+    # (2026-12-15), and months on: the expiries and the allowances, with their
+    # rollover, that the engine books by then, in the ledger notice's words.
+    pattern = r"recorded through (\S+); (.*) (?:is|are) (?:not )?counted here"
+    through = D(source.manifest["pending"]["through"])
+    for day in (D("2026-12-14"), D("2026-12-15"), D("2027-01-15"), D("2027-06-30"), through):
+        ledger_says = demo_ledger.as_of(day).notice()
+        export_says = columnar_reports.horizon_notice(source, day)
+        assert "allowance" in ledger_says or day < D("2026-12-15"), ledger_says
+        assert re.search(pattern, export_says).groups() == re.search(pattern, ledger_says).groups()
+        assert "does not know" not in export_says
+    # A year past the horizon and the last directive the export stops counting, and says so.
+    later = columnar_reports.horizon_notice(source, through + datetime.timedelta(days=1))
+    assert later.endswith(f"; past {through} the export does not know what is due")
 
 
 def test_export_of_a_closed_ledger_holds_the_never_closed_ledgers_rows(

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from beancount_credits import columnar
 from beancount_credits.columnar import sql
+from beancount_credits.engine import asof
 from beancount_credits.reports import (
     balances,
     check_filters,
@@ -153,27 +154,35 @@ def horizon_notice(source: Source, day: datetime.date) -> str | None:
     """One line when ``day`` is past what the export's ledger text recorded, else None.
 
     The ledger path books the engine through ``day`` (:mod:`beancount_credits.engine.asof`):
-    expiries due after the horizon count there; the export holds what the text
-    recorded when it was made, so this says what it leaves out.
+    the expiries and allowances due after the horizon count there; the export
+    holds what the text recorded when it was made, and the manifest what the
+    engine books past it (``pending``, by day), so this says what it leaves
+    out, in the words of the ledger path's notice.
     """
     horizon = _date(source.manifest.get("horizon"))
     if horizon is None or day <= horizon:
         return None
-    pending = source.rows(sql.PENDING, {"horizon": horizon, "date_to": day})
-    if not pending:
+    pending = source.manifest.get("pending") or {}
+    found: dict[str, asof.Counted] = {}
+    for date, kind, currency, count, number in pending.get("days", []):
+        if horizon < datetime.date.fromisoformat(date) <= day:
+            found.setdefault(kind, asof.Counted()).add(count, currency, Decimal(number))
+    through = _date(pending.get("through"))
+    known = (
+        f"; past {through} the export does not know what is due"
+        if through is not None and day > through
+        else ""
+    )
+    count = sum(counted.count for counted in found.values())
+    if not count:
         return (
             f"as of {day}: the export records the ledger through {horizon}; "
-            "no expiry is due since then"
+            f"no expiry is due since then{known}"
         )
-    count = sum(grants for _currency, grants, _remaining in pending)
-    amounts = ", ".join(
-        f"{remaining.normalize():f} {currency}" for currency, _n, remaining in pending
-    )
-    noun = "expiry" if count == 1 else "expiries"
     return (
-        f"export recorded through {horizon}; {count} {noun} since then ({amounts}) "
-        "are not counted here (the report without --source counts them): run "
-        "bean-credits close-day, then export again"
+        f"export recorded through {horizon}; {asof.describe_pending(found)} "
+        f"{'is' if count == 1 else 'are'} not counted here (the report without "
+        f"--source counts them): run bean-credits close-day, then export again{known}"
     )
 
 

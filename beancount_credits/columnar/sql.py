@@ -184,29 +184,6 @@ GROUP BY p.account, p.commodity
 # Grants with credits left at the export's horizon that expire after it and by
 # :date_to: what the ledger path, booking the engine through --to, expires and
 # the export does not hold (its text reached the horizon only).
-PENDING = """
-WITH moved AS (
-    SELECT grant_id, sum(amount) AS amount
-    FROM (
-        SELECT grant_id, amount - restored AS amount FROM consumption
-        WHERE grant_id IS NOT NULL
-        UNION ALL
-        SELECT grant_id, amount FROM expiries
-        UNION ALL
-        SELECT grant_id, amount FROM reversals WHERE kind = 'grant'
-    ) m
-    GROUP BY grant_id
-)
-SELECT g.commodity, count(*) AS grants,
-    sum(g.amount - g.repaid - coalesce(moved.amount, 0)) AS remaining
-FROM grants g LEFT JOIN moved ON moved.grant_id = g.grant_id
-WHERE g.expires > :horizon AND g.expires <= :date_to
-    AND g.amount - g.repaid - coalesce(moved.amount, 0) > 0
-GROUP BY g.commodity
-ORDER BY g.commodity
-"""
-
-
 def parameters(sql: str) -> set[str]:
     """The names of the ``:name`` parameters a query uses."""
     return set(_PARAMETER_RE.findall(sql))

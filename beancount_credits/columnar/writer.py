@@ -48,6 +48,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from beancount.core import data
+
 from beancount_credits.columnar import periods as columnar_periods
 from beancount_credits.columnar.datasets import (
     COLUMNS,
@@ -60,10 +62,11 @@ from beancount_credits.columnar.datasets import (
     user_rows,
 )
 from beancount_credits.columnar.periods import Period
+from beancount_credits.engine import asof
 from beancount_credits.jobs import close_period as periods
 from beancount_credits.ledger import Ledger, LedgerError, format_errors, incremental, load, write
 
-FORMAT = "beancount-credits-parquet/4"  # bump when a schema changes: everything is rewritten
+FORMAT = "beancount-credits-parquet/5"  # bump when a schema changes: everything is rewritten
 MANIFEST = "manifest.json"
 PART_GLOB = "*.parquet"  # a month folder holds one file per period with rows in that month
 
@@ -352,6 +355,7 @@ def export(
         step(f"period {active.name} (active)")
         active_ledger.grants  # noqa: B018 -- books through the horizon, which the manifest keeps
         horizon = active_ledger.timeline.horizon
+        pending = pending_record(*active_ledger.timeline.upcoming())
         hashes = writer.period(active_ledger, active, release=owned)
         active_record = period_record(
             active, None, hashes, transactions_span(active_ledger, active)
@@ -399,6 +403,7 @@ def export(
         # The last day the ledger text recorded: a report for a later day says
         # what the export leaves out (columnar_reports.horizon_notice).
         "horizon": None if horizon is None else horizon.isoformat(),
+        "pending": pending,
         "periods": records,
         "partitions": writer.hashes,
         "sources": sources,
@@ -407,6 +412,29 @@ def export(
     if writer.written or removed or old != json.loads(manifest_text):
         write.write_atomic(out / MANIFEST, manifest_text)
     return ExportResult(writer.written, writer.skipped, removed, loaded)
+
+
+def pending_record(
+    upcoming: tuple[data.Transaction, ...], through: datetime.date | None
+) -> dict[str, Any]:
+    """What the engine books past the horizon, tallied by day, kind and commodity.
+
+    ``days``: ``[date, kind, commodity, count, credits]`` rows (credits as exact
+    text); ``through``: the day they are complete through (None: every one
+    to come). A report for a day past the horizon says from it what the
+    export leaves out, as the ledger path's notice does.
+    """
+    rows: dict[tuple[str, str, str], list[Any]] = {}
+    for entry in upcoming:
+        for index, (currency, number) in enumerate(asof.pending_credits(entry)):
+            key = (entry.date.isoformat(), asof.pending_kind(entry), currency)
+            row = rows.setdefault(key, [0, Decimal(0)])
+            row[0] += 1 if index == 0 else 0  # an entry is counted once
+            row[1] += number
+    return {
+        "through": None if through is None else through.isoformat(),
+        "days": [[*key, count, str(number)] for key, (count, number) in sorted(rows.items())],
+    }
 
 
 def load_active(main: Path) -> Ledger:

@@ -92,29 +92,72 @@ class AsOf:
                 f"as of {self.day}: the ledger is recorded through {self.horizon}; "
                 "no expiry is due since then"
             )
-        parts = []
-        for expired, one, many in (
-            (True, "expiry", "expiries"),
-            (False, "allowance", "allowances"),
-        ):
-            found = [entry for entry in unwritten if (engine.EXPIRED_TAG in entry.tags) == expired]
-            if not found:
-                continue
-            totals: dict[str, Decimal] = collections.defaultdict(Decimal)
-            for entry in found:
-                for posting in entry.postings:
-                    if posting.units is not None and posting.units.number > 0:
-                        totals[posting.units.currency] += posting.units.number
-            amounts = ", ".join(
-                f"{number} {currency}" for currency, number in sorted(totals.items())
-            )
-            since = "" if parts else " since then"
-            parts.append(f"{len(found)} {one if len(found) == 1 else many}{since} ({amounts})")
         verb = "is" if len(unwritten) == 1 else "are"
         return (
-            f"ledger recorded through {self.horizon}; {' and '.join(parts)} "
+            f"ledger recorded through {self.horizon}; {describe_pending(tally(unwritten))} "
             f"{verb} counted here but not yet written: run bean-credits close-day"
         )
+
+
+# --- What the engine books past the horizon, in words ----------------------------------
+
+PENDING_KINDS = (("expiry", "expiries"), ("allowance", "allowances"))
+
+
+@dataclasses.dataclass
+class Counted:
+    """Entries of one kind the engine books past the horizon: how many, what credits."""
+
+    count: int = 0
+    credits: dict[str, Decimal] = dataclasses.field(default_factory=dict)
+
+    def add(self, count: int, currency: str, number: Decimal) -> None:
+        self.count += count
+        self.credits[currency] = self.credits.get(currency, Decimal(0)) + number
+
+
+def pending_kind(entry: data.Transaction) -> str:
+    """What an entry the engine books past the horizon is: an expiry or an allowance."""
+    return "expiry" if engine.EXPIRED_TAG in entry.tags else "allowance"
+
+
+def pending_credits(entry: data.Transaction) -> list[tuple[str, Decimal]]:
+    """The credits it moves, by commodity: its positive postings (breakage, or the wallet)."""
+    return [
+        (posting.units.currency, posting.units.number)
+        for posting in entry.postings
+        if posting.units is not None
+        and posting.units.number is not None
+        and posting.units.number > 0
+    ]
+
+
+def tally(entries: Sequence[data.Transaction]) -> dict[str, Counted]:
+    """How many of each kind, and their credits per commodity."""
+    found: dict[str, Counted] = {}
+    for entry in entries:
+        counted = found.setdefault(pending_kind(entry), Counted())
+        counted.count += 1
+        for currency, number in pending_credits(entry):
+            counted.add(0, currency, number)
+    return found
+
+
+def describe_pending(found: dict[str, Counted]) -> str:
+    """ "3 expiries since then (59 CREDIT) and 1 allowance (100 CREDIT)": the words of
+    the ledger's notice and of the columnar export's (which keeps the tally by day)."""
+    parts = []
+    for kind, many in PENDING_KINDS:
+        counted = found.get(kind)
+        if counted is None or not counted.count:
+            continue
+        amounts = ", ".join(
+            f"{number} {currency}" for currency, number in sorted(counted.credits.items())
+        )
+        since = "" if parts else " since then"
+        noun = kind if counted.count == 1 else many
+        parts.append(f"{counted.count} {noun}{since} ({amounts})")
+    return " and ".join(parts)
 
 
 def merge(entries: list[data.Directive], added: Sequence[data.Directive]) -> list[data.Directive]:
@@ -310,6 +353,32 @@ class Timeline:
         pending = tuple(entry for entry in result.entries if self._is_pending(entry))
         source = result.entries + next_day_balances(self._written, day, end)
         return AsOf(day, self.horizon, result, pending, source)
+
+    def upcoming(self) -> tuple[tuple[data.Transaction, ...], datetime.date | None]:
+        """What the engine books past the horizon that the text does not record yet,
+        and the day that is complete through: None when it is every expiry to come;
+        with allowances (which go on for ever), a year past the horizon and the last
+        directive, as in :meth:`schedule`."""
+        with self._lock, paused_gc():
+            self._prepare()
+            horizon = self.horizon
+            if horizon is None:
+                return (), None
+            book = self._base.allowances
+            through: datetime.date | None = None
+            if book is not None and book.due:
+                last = through = max([horizon, *book.dates()]) + ALLOWANCE_LOOKAHEAD
+            else:
+                last = max(
+                    (
+                        grant.expires
+                        for grant in self._base.grants.values()
+                        if grant.remaining > 0 and grant.expires is not None
+                    ),
+                    default=horizon,
+                )
+            view = self.at(max(last, horizon))
+            return tuple(entry for entry in view.pending if entry.date > horizon), through
 
     def schedule(self) -> list[data.Directive]:
         """The loaded entries with every expiry still to come booked (sorted).
