@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from beancount import loader
 from beancount.core import data
+from beancount.core.amount import Amount
 from beancount.parser import parser
 from click.testing import CliRunner
 from conftest import DAILY as FIXTURE
@@ -347,3 +349,43 @@ def test_close_day_logs_wallets_under_a_configured_root(tmp_path: Path) -> None:
     assert "2024-03-26 balance Assets:Wallets:Bob  28 CREDIT" in text
     assert "Assets:Credits:Users" not in text
     assert check(ledger) == []
+
+
+def _posting(account: str, units: str) -> data.Posting:
+    number, currency = units.split(" ", 1)
+    return data.Posting(account, Amount(Decimal(number), currency), None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["key", "tag", "link", "commodity"],
+)
+@pytest.mark.parametrize("tail", ["\n", "\n2024-01-01 open Assets:Injected"])
+def test_the_write_path_refuses_a_name_with_a_line_break(where: str, tail: str) -> None:
+    # A pattern's "$" also matches before a final newline: each name the
+    # writer checks is matched whole, so a line break after it is refused.
+    meta: dict[str, object] = {"txn_id": "adj-name"}
+    tags, links, commodity = {"ok"}, {"ok"}, "CREDIT"
+    if where == "key":
+        meta["note" + tail] = "x"
+    elif where == "tag":
+        tags = {"ok" + tail}
+    elif where == "link":
+        links = {"ok" + tail}
+    else:
+        commodity += tail
+    entry = data.Transaction(
+        meta,
+        datetime.date(2024, 3, 9),
+        "*",
+        None,
+        "adjustment",
+        frozenset(tags),
+        frozenset(links),
+        [
+            _posting("Assets:Credits:Users:Bob", f"1 {commodity}"),
+            _posting("Equity:Credits:Adjustments", f"-1 {commodity}"),
+        ],
+    )
+    with pytest.raises(write.WriteError):
+        write.render(entry)

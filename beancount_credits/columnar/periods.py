@@ -92,7 +92,7 @@ def closed_periods(main: Path) -> list[Period]:
         return []  # as period.history_path: no opening include, no closed period
     found = []
     for index in periods.archives(main):
-        match = _ARCHIVE_NAME_RE.match(index.parent.name)
+        match = _ARCHIVE_NAME_RE.fullmatch(index.parent.name)
         if match is None:
             raise PeriodError(
                 f"{index.parent} is not named <first day>--<last day> as close-period names "

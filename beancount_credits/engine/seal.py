@@ -113,7 +113,7 @@ def read_seals(entries: Iterable[data.Directive]) -> tuple[list[Seal], list[Prob
         value = values[0] if len(values) == 1 else None
         items = entry.meta.get(ITEMS_KEY)
         closed = entry.meta.get(CLOSED_KEY)
-        if not isinstance(value, str) or not _DIGEST_RE.match(value):
+        if not isinstance(value, str) or not _DIGEST_RE.fullmatch(value):
             problems.append(
                 Problem(entry.date, entry, f"seal of {entry.date}: its digest is not 64 hex digits")
             )

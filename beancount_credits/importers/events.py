@@ -27,6 +27,7 @@ from typing import Any
 from beancount.core import amount as amount_lib
 
 from beancount_credits.engine.accounts import UserIdError, user_component
+from beancount_credits.ledger.render import COMMODITY, is_commodity
 from beancount_credits.ledger.text import split_lines
 
 EVENT_TYPES = (
@@ -73,10 +74,7 @@ FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 USER_OPTIONAL = ("reverse", "expiry_change")
 
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_AMOUNT_RE = re.compile(
-    r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s+([A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]|[A-Z])$"
-)
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
+_AMOUNT_RE = re.compile(rf"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s+({COMMODITY})$")
 _SOURCE_RE = re.compile(r"^[A-Z][A-Za-z0-9-]*$")
 # The last day an event may fall on: the balance log asserts a day's balance on the next day.
 LAST_DAY = datetime.date.max - datetime.timedelta(days=1)
@@ -250,7 +248,7 @@ def parse_number(value: Any) -> Decimal:
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
         return Decimal(value)
     text = _text(value).strip()
-    if not _NUMBER_RE.match(text):
+    if not _NUMBER_RE.fullmatch(text):
         raise ValueError(f"{text!r} is not a number")
     try:
         return Decimal(text)
@@ -261,7 +259,7 @@ def parse_number(value: Any) -> Decimal:
 def parse_money(value: Any) -> amount_lib.Amount:
     """An amount with its currency: ``0.10 USD``."""
     text = _text(value).strip()
-    match = _AMOUNT_RE.match(text)
+    match = _AMOUNT_RE.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not an amount such as '0.10 USD'")
     return amount_lib.Amount(Decimal(match.group(1)), match.group(2))
@@ -360,7 +358,7 @@ def _choice(options: tuple[str, ...]):  # type: ignore[no-untyped-def]
 
 def _source(value: Any) -> str:
     text = _text(value).strip()
-    if not _SOURCE_RE.match(text):
+    if not _SOURCE_RE.fullmatch(text):
         raise ValueError(f"{text!r} is not an account name part (TopUp, Card-Refill)")
     return text
 
@@ -448,7 +446,7 @@ def parse_event(row: Row, timezone: zoneinfo.ZoneInfo | None = None) -> Event | 
     if "id" in parsed and not parsed["id"].strip():
         problems.append(Problem("id", "is empty"))
     commodity = str(parsed.pop("commodity", "CREDIT")).strip()
-    if not _CURRENCY_RE.match(commodity):
+    if not is_commodity(commodity):
         problems.append(Problem("commodity", f"{commodity!r} is not a commodity name"))
     if kind == "purchase" and "price" in parsed and "unit_cost" in parsed:
         problems.append(Problem("price", "give price (total paid) or unit_cost, not both"))

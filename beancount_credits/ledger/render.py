@@ -24,7 +24,9 @@ from beancount.core import data
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 _ESCAPE_RE = re.compile(r'[\\"\n\t\r]')
 _KEY_RE = re.compile(r"^[a-z][a-zA-Z0-9_-]+$")
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]$|^[A-Z]$")
+# A commodity name as Beancount's lexer reads one (the one pattern for it here).
+COMMODITY = r"(?:[A-Z][A-Z0-9'._-]{0,22}[A-Z0-9]|[A-Z])"
+_CURRENCY_RE = re.compile(COMMODITY)
 _TAG_RE = re.compile(r"^[A-Za-z0-9_/.-]+$")
 
 
@@ -67,15 +69,20 @@ def render_value(value: Any) -> str:
 
 
 def check_key(key: str) -> str:
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise WriteError(
             f"{key!r} is not a metadata key (a lowercase letter, then 1+ of [a-zA-Z0-9_-])"
         )
     return key
 
 
+def is_commodity(text: object) -> bool:
+    """Whether ``text`` is a commodity name Beancount reads."""
+    return isinstance(text, str) and _CURRENCY_RE.fullmatch(text) is not None
+
+
 def check_currency(currency: str) -> str:
-    if not _CURRENCY_RE.match(currency):
+    if not is_commodity(currency):
         raise WriteError(f"{currency!r} is not a commodity name")
     return currency
 
@@ -97,11 +104,11 @@ def render_transaction(entry: data.Transaction) -> str:
         head.append(quote(entry.payee))
     head.append(quote(entry.narration or ""))
     for tag in sorted(entry.tags or ()):
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise WriteError(f"{tag!r} is not a tag")
         head.append("#" + tag)
     for link in sorted(entry.links or ()):
-        if not _TAG_RE.match(link):
+        if not _TAG_RE.fullmatch(link):
             raise WriteError(f"{link!r} is not a link")
         head.append("^" + link)
     lines = [" ".join(head), *render_meta(entry.meta, "  ")]
