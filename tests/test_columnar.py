@@ -539,3 +539,35 @@ def test_reversal_rows_are_one_per_part(tmp_path: Path) -> None:
         ("2024-04-05", "rev-2", "r-1", "redemption", "p-1", "60"),
         ("2024-04-08", "adj-2", "p-2", "grant", "p-2", "15"),
     ]
+
+
+@pytest.mark.parametrize(
+    "pending",
+    [
+        "not a tally",
+        {"through": None, "days": [["2026-12-15", "allowance", "CREDIT\nSECRET-LINE", 1, "300"]]},
+        {"through": None, "days": [["2026-12-15", "allowance", "CREDIT", 1, "NaN"]]},
+        {"through": "SECRET-LINE", "days": []},
+        {"through": None, "days": [["SECRET-LINE", "expiry", "CREDIT", 1, "5"]]},
+        {"through": None, "days": [["2026-12-15", "expiry", "CREDIT", "1", "5", "6"]]},
+    ],
+)
+def test_a_damaged_pending_tally_is_one_clear_error(  # type: ignore[no-untyped-def]
+    export_dir: Path, tmp_path: Path, pending
+) -> None:
+    # The export's manifest is a file like any other: edited by hand, its
+    # tally past the horizon is refused with one line that names the field,
+    # never a traceback, and never repeats what the file holds.
+    copy = tmp_path / "parquet"
+    shutil.copytree(export_dir, copy)
+    manifest = json.loads((copy / columnar.MANIFEST).read_text())
+    manifest["pending"] = pending
+    (copy / columnar.MANIFEST).write_text(json.dumps(manifest))
+    result = CliRunner().invoke(
+        main, ["report", "balances", str(DEMO), "--to", "2027-01-31", "--source", str(copy)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{columnar.MANIFEST} is damaged (pending)" in result.output
+    assert "SECRET" not in result.output and "NaN" not in result.output

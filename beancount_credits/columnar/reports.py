@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from beancount_credits import columnar
 from beancount_credits.columnar import sql
 from beancount_credits.engine import asof
+from beancount_credits.ledger.render import is_commodity
 from beancount_credits.reports import (
     balances,
     check_filters,
@@ -131,7 +132,11 @@ def open_source(location: str | Path, engine: str = "duckdb") -> Source:
 
 def span(source: Source) -> tuple[datetime.date | None, datetime.date | None]:
     """The first and last date of the export's transactions."""
-    return _date(source.manifest.get("first_date")), _date(source.manifest.get("last_date"))
+    manifest = source.manifest
+    return (
+        _date(source, "first_date", manifest.get("first_date")),
+        _date(source, "last_date", manifest.get("last_date")),
+    )
 
 
 def filter_params(source: Source, filters: Filters) -> dict[str, Any]:
@@ -159,15 +164,33 @@ def horizon_notice(source: Source, day: datetime.date) -> str | None:
     engine books past it (``pending``, by day), so this says what it leaves
     out, in the words of the ledger path's notice.
     """
-    horizon = _date(source.manifest.get("horizon"))
+    horizon = _date(source, "horizon", source.manifest.get("horizon"))
     if horizon is None or day <= horizon:
         return None
-    pending = source.manifest.get("pending") or {}
+    pending = source.manifest.get("pending")
+    if not isinstance(pending, dict) or not isinstance(pending.get("days"), list):
+        raise damaged(source, "pending")
     found: dict[str, asof.Counted] = {}
-    for date, kind, currency, count, number in pending.get("days", []):
-        if horizon < datetime.date.fromisoformat(date) <= day:
-            found.setdefault(kind, asof.Counted()).add(count, currency, Decimal(number))
-    through = _date(pending.get("through"))
+    kinds = {kind for kind, _many in asof.PENDING_KINDS}
+    for row in pending["days"]:
+        try:
+            date, kind, currency, count, number = row
+            when = datetime.date.fromisoformat(date)
+            credits = Decimal(number)
+            valid = (
+                kind in kinds
+                and is_commodity(currency)
+                and isinstance(count, int)
+                and count >= 0
+                and credits.is_finite()
+            )
+        except (TypeError, ValueError, ArithmeticError):
+            valid = False
+        if not valid:
+            raise damaged(source, "pending")
+        if horizon < when <= day:
+            found.setdefault(kind, asof.Counted()).add(count, currency, credits)
+    through = _date(source, "pending", pending.get("through"))
     known = (
         f"; past {through} the export does not know what is due"
         if through is not None and day > through
@@ -192,8 +215,21 @@ def check_range(source: Source, filters: Filters) -> None:
     common.check_span(first, last, filters, f"the export {source.location}")
 
 
-def _date(value: str | None) -> datetime.date | None:
-    return None if value is None else datetime.date.fromisoformat(value)
+def _date(source: Source, field: str, value: object) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise damaged(source, field) from None
+
+
+def damaged(source: Source, field: str) -> ReportError:
+    """A manifest the export did not write as it stands (its text is not repeated)."""
+    return ReportError(
+        f"{source.location}: {columnar.MANIFEST} is damaged ({field}); "
+        "write the export again with bean-credits export parquet LEDGER -o DIR"
+    )
 
 
 def exact(number: Decimal | None, places: int | None) -> Decimal | None:
