@@ -128,3 +128,15 @@ def test_malformed_settings_stop_notify_and_topup_with_file_and_line(tmp_path: P
         assert "credits-contact 'bob': opt_out: unknown channel(s) sms" in output
         assert "Traceback" not in output
     assert not (ledger.parent / "notify").exists() and not (ledger.parent / "topup").exists()
+
+
+def test_a_webhook_with_a_line_break_is_not_an_url() -> None:
+    # Matched whole: a URL's pattern must not let a final newline through
+    # (Beancount's string escapes make one from "\n" in the text).
+    text = LEDGER.replace('"https://hooks.example.com/a"', '"https://hooks.example.com/a\\n"')
+    entries, errors, _options = loader.load_string(text)
+    assert errors == []
+    conf = settings.parse(entries, index_users(entries, CreditsConfig()))
+    assert [error.message for error in conf.errors] == [
+        "credits-contact 'alice': webhook: 'https://hooks.example.com/a\\n' is not an http(s) URL"
+    ]

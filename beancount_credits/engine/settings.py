@@ -348,7 +348,7 @@ def _parse_contact(settings: Settings, entry: data.Custom, values: list[Any], us
             email = None
     webhook = entry.meta.get("webhook")
     if webhook is not None and (
-        not isinstance(webhook, str) or not re.match(r"^https?://[^\s\"]+$", webhook)
+        not isinstance(webhook, str) or not re.fullmatch(r"https?://[^\s\"]+", webhook)
     ):
         raise _Invalid(f"webhook: {webhook!r} is not an http(s) URL")
     opt_out_text = entry.meta.get("opt_out", "")
