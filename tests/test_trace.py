@@ -147,7 +147,26 @@ def test_one_mode_is_asked_and_an_unknown_grant_is_an_error(demo: tuple[Path, st
     result = CliRunner().invoke(main, ["trace", str(ledger)])
     assert result.exit_code == 2 and "give one of --grant" in result.output
     result = CliRunner().invoke(main, ["trace", str(ledger), "--grant", "no-such"])
-    assert result.exit_code == 1 and "unknown grant id 'no-such'" in result.output
+    assert result.exit_code == 2 and "unknown grant id 'no-such'" in result.output
+
+
+@pytest.mark.parametrize("mode", ["--grant", "--txn", "--order", "--session"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_id_is_refused_not_matched_everywhere(
+    demo: tuple[Path, str], mode: str, value: str
+) -> None:
+    # An entry without a session (or order) is not the session "": an empty
+    # id matched every such transaction and traced every grant of the ledger.
+    ledger, _sha = demo
+    result = CliRunner().invoke(main, ["trace", str(ledger), mode, value])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {mode}: is empty" in result.output
+    assert "Grant " not in result.output
+
+
+def test_an_id_with_spaces_around_it_is_the_id(demo: tuple[Path, str]) -> None:
+    ledger, _sha = demo
+    assert trace(ledger, "--session", " s-10528 ") == trace(ledger, "--session", "s-10528")
 
 
 def test_the_demo_plan_allowance_and_scoped_pack(demo: tuple[Path, str]) -> None:

@@ -498,7 +498,10 @@ def _matching(ledger: Ledger, key: str, value: str) -> list[data.Transaction]:
     for entry in ledger.entries:
         if not isinstance(entry, data.Transaction) or not entry.meta:
             continue
-        if str(entry.meta.get(key, "")) == value or (key != "txn_id" and value in entry.links):
+        found_value = entry.meta.get(key)
+        if (found_value is not None and str(found_value) == value) or (
+            key != "txn_id" and value in entry.links
+        ):
             found.append(entry)
     return found
 
@@ -516,6 +519,9 @@ def trace(
     """
     if mode not in MODES:
         raise LedgerError(f"trace: unknown mode {mode!r} (one of {', '.join(MODES)})")
+    value = value.strip()  # as pasted, spaces around it (the Credit page strips too)
+    if not value:
+        raise LedgerError(f"trace: the {mode} id is empty")
     result = record(ledger)
     if mode == "grant":
         grant = result.grants.get(value)

@@ -19,7 +19,7 @@ from beancount_credits import __version__
 from beancount_credits.ledger import Ledger, LedgerError, format_errors, load
 from beancount_credits.reports.table import Filters
 
-# Exit statuses, the same for every command (docs/cli.md): 0 done; 1 done, with
+# Exit statuses, the same for every command (the README): 0 done; 1 done, with
 # findings to look at (verify's broken records, notify's failed deliveries);
 # 2 not done: a usage or input error (click's UsageError is 2 too).
 FINDINGS = 1

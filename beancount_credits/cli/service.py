@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from beancount_credits.cli.common import LEDGER, main
+from beancount_credits.cli.common import LEDGER, CommandError, main
 
 
 @main.command()
@@ -44,11 +44,11 @@ def service(ledger: Path, host: str, port: int, verify_every: float, timezone: s
     try:
         auth.check_listen(host, token)
     except auth.AuthError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     try:
         warm = WarmLedger(ledger, timezone=timezone)
     except (LedgerError, zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if warm.errors:
         click.echo(
             f"bean-credits service: {ledger} has {len(warm.errors)} error(s) (run bean-check); "

@@ -15,7 +15,7 @@ import click
 
 from beancount_credits.audit import git_history
 from beancount_credits.audit import trace as tracing
-from beancount_credits.cli.common import DATE, LEDGER, load_or_fail, main
+from beancount_credits.cli.common import DATE, LEDGER, CommandError, load_or_fail, main
 from beancount_credits.ledger import LedgerError
 from beancount_credits.reports.render import render_text
 
@@ -59,9 +59,11 @@ def trace(
     --days days) and the import rejects files that mention it.
     """
     asked = zip(tracing.MODES, (grant, txn, order, session), strict=True)
-    given = [(mode, value) for mode, value in asked if value is not None]
+    given = [(mode, value.strip()) for mode, value in asked if value is not None]
     if len(given) != 1:
         raise click.UsageError("give one of --grant, --txn, --order or --session")
+    if not given[0][1]:
+        raise click.BadParameter("is empty", param_hint=f"--{given[0][0]}")
     number = None
     if amount is not None:
         try:
@@ -79,7 +81,7 @@ def trace(
             days,
         )
     except (LedgerError, git_history.ProvenanceError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CommandError(str(exc)) from None
     for index, table in enumerate(found.tables):
         if index:
             click.echo()
