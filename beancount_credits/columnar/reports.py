@@ -189,7 +189,9 @@ def horizon_notice(source: Source, day: datetime.date) -> str | None:
         if not valid:
             raise damaged(source, "pending")
         if horizon < when <= day:
-            found.setdefault(kind, asof.Counted()).add(count, currency, credits)
+            counted = found.setdefault(kind, asof.Counted())
+            counted.count += count
+            counted.add_credits(currency, credits)
     through = _date(source, "pending", pending.get("through"))
     known = (
         f"; past {through} the export does not know what is due"

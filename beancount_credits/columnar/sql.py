@@ -181,9 +181,6 @@ GROUP BY p.account, p.commodity
 """
 
 
-# Grants with credits left at the export's horizon that expire after it and by
-# :date_to: what the ledger path, booking the engine through --to, expires and
-# the export does not hold (its text reached the horizon only).
 def parameters(sql: str) -> set[str]:
     """The names of the ``:name`` parameters a query uses."""
     return set(_PARAMETER_RE.findall(sql))

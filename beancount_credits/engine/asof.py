@@ -111,8 +111,7 @@ class Counted:
     count: int = 0
     credits: dict[str, Decimal] = dataclasses.field(default_factory=dict)
 
-    def add(self, count: int, currency: str, number: Decimal) -> None:
-        self.count += count
+    def add_credits(self, currency: str, number: Decimal) -> None:
         self.credits[currency] = self.credits.get(currency, Decimal(0)) + number
 
 
@@ -139,7 +138,7 @@ def tally(entries: Sequence[data.Transaction]) -> dict[str, Counted]:
         counted = found.setdefault(pending_kind(entry), Counted())
         counted.count += 1
         for currency, number in pending_credits(entry):
-            counted.add(0, currency, number)
+            counted.add_credits(currency, number)
     return found
 
 
